@@ -1,0 +1,31 @@
+# The README's contract: `make demo` runs the main job on the embedded default, `make test` the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: venv test demo lint bench-parse clean
+
+$(BIN)/ledgformer: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(BIN)/ledgformer
+
+venv: $(BIN)/ledgformer
+
+test: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q
+
+demo: venv
+	$(BIN)/ledgformer inspect pytorchcv:resnet18
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+
+bench-parse: venv
+	$(BIN)/python benchmarks/parse_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,56 @@
+"""`ledgformer` entry point: sub-commands live one per module in this package.
+
+Each command module exposes ``register(subparsers)``, which adds its parser and sets
+``func(args) -> int``. User mistakes raise ``LedgformerError`` and end as one line on stderr with
+exit code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+
+from ledgformer import __version__
+from ledgformer.errors import LedgformerError
+
+#: command modules, in the order `ledgformer --help` lists them
+COMMAND_MODULES = ["inspect_cmd"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ledgformer",
+        description="Predict the latency and accuracy of neural networks from their graphs.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  ledgformer inspect pytorchcv:resnet18",
+    )
+    parser.add_argument("--version", action="version", version=f"ledgformer {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"ledgformer.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except LedgformerError as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data sets and splits: benchmark loaders turn raw files into (graph, hardware, target) records."""
