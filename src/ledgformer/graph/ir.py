@@ -56,7 +56,7 @@ class Node:
         return {
             "op": self.op,
             "name": self.name,
-            "attrs": self.attrs,
+            "attrs": {k: _listify(v) for k, v in self.attrs.items()},
             "input_shapes": [list(s) for s in self.input_shapes],
             "output_shapes": [list(s) for s in self.output_shapes],
             "macs": self.macs,
@@ -81,6 +81,11 @@ class Node:
             mem_bytes=int(d.get("mem_bytes", 0)),
             raw_op=d.get("raw_op", ""),
         )
+
+
+def _listify(value: Any) -> Any:
+    """JSON form of an attribute value: tuples become lists, recursively."""
+    return [_listify(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def _tuplify(value: Any) -> Any:
@@ -131,7 +136,8 @@ class ArchGraph:
 
     def __repr__(self) -> str:
         name = self.meta.get("name", "graph")
-        return f"ArchGraph({name!r}, {len(self.nodes)} nodes, {len(self.edges)} edges, {self.macs / 1e6:.1f} MMACs)"
+        return (f"ArchGraph({name!r}, {len(self.nodes)} nodes, {len(self.edges)} edges, "
+                f"{self.macs / 1e6:.1f} MMACs)")
 
     def parents(self) -> list[list[int]]:
         out: list[list[int]] = [[] for _ in self.nodes]
