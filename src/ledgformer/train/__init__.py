@@ -1,0 +1,1 @@
+"""Training and evaluation: metrics, reports and plots shared by every predictor."""
