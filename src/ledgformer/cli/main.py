@@ -16,7 +16,7 @@ from ledgformer import __version__
 from ledgformer.errors import LedgformerError
 
 #: command modules, in the order `ledgformer --help` lists them
-COMMAND_MODULES = ["inspect_cmd"]
+COMMAND_MODULES = ["inspect_cmd", "hardware_cmd", "data_cmd"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,15 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere, also after the sub-command
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         return int(args.func(args) or 0)
     except LedgformerError as err:
-        if args.debug:
+        if debug:
             traceback.print_exc()
         print(f"error: {err}", file=sys.stderr)
         return 2
