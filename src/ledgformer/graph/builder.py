@@ -109,5 +109,17 @@ class GraphBuilder:
                         in_features=in_features, out_features=out_features, bias=bias,
                         weight_shapes=weights)
 
+    def squeeze_excite(
+        self, x: T, mid_channels: int, act: str = "relu", gate: str = "sigmoid", name: str = "",
+    ) -> T:
+        """Squeeze-excite: global pool, 1x1 conv + ``act``, 1x1 conv + ``gate``, ``x * scale``."""
+        p = name or f"se_{len(self.nodes)}"
+        s = self.global_pool(x, name=f"{p}.pool")
+        s = self.conv(s, mid_channels, 1, bias=True, name=f"{p}.reduce")
+        s = self.act(s, act, name=f"{p}.act")
+        s = self.conv(s, x.shape[1], 1, bias=True, name=f"{p}.expand")
+        s = self.act(s, gate, name=f"{p}.gate")
+        return self.eltwise([x, s], "mul", name=f"{p}.mul")
+
     def build(self) -> ArchGraph:
         return ArchGraph(self.nodes, self.edges, self.meta)
