@@ -229,12 +229,18 @@ def test_truncated_file(tmp_path):
 def test_dynamic_dims_need_input_shape_and_rank_must_match(tmp_path):
     path = tmp_path / "dyn.onnx"
     onnx.save(export_onnx(_cnn(), (1, 3, 16, 16)), str(path))
-    msg = r"dyn\.onnx: input 'input' has a dynamic dim 'batch'.*--input-shape"
+    # a dynamic batch axis alone means batch 1
+    assert load_onnx(path).meta["input_shape"] == (1, 3, 16, 16)
+    model = onnx.load(str(path))
+    model.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "height"
+    onnx.save(model, str(path))
+    msg = r"dyn\.onnx: input 'input' has a dynamic dim 'height' at axis 2.*--input-shape"
     with pytest.raises(OnnxImportError, match=msg):
         load_onnx(path)
+    assert load_onnx(path, input_shape=(1, 3, 16, 16)).meta["input_shape"] == (1, 3, 16, 16)
     with pytest.raises(OnnxImportError, match=r"dyn\.onnx: .*rank 4 .*rank 3"):
         load_onnx(path, input_shape=(3, 16, 16))
-    assert load_onnx(path, batch_size=2).meta["input_shape"] == (2, 3, 16, 16)
+    assert load_onnx(path, input_shape=(1, 3, 16, 16), batch_size=2).meta["input_shape"] == (2, 3, 16, 16)
 
 
 def test_op_without_computable_shape_names_the_node():

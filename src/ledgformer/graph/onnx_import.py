@@ -106,8 +106,9 @@ def _input_shapes(
                     f"{label}: input '{vi.name}' has rank {len(dims)} but --input-shape "
                     f"{tuple(input_shape)} has rank {len(input_shape)}; give {len(dims)} dims")
             dims = [int(d) for d in input_shape]
-        if batch_size is not None and dims:
-            dims[0] = int(batch_size)
+        if dims and (batch_size is not None or not isinstance(dims[0], int) or dims[0] <= 0):
+            # a dynamic batch axis alone is the common export; it means batch 1 unless overridden
+            dims[0] = int(batch_size or 1)
         bad = [(i, d) for i, d in enumerate(dims) if not isinstance(d, int) or d <= 0]
         if bad:
             axis, dim = bad[0]
@@ -343,9 +344,9 @@ def load_onnx(
 ) -> ArchGraph:
     """Parse an ONNX model (path or ``ModelProto``) into an ArchGraph with per-node costs.
 
-    ``input_shape`` fixes the first input's shape (needed when it has dynamic dims);
-    ``batch_size`` replaces dim 0 of every input and shapes are re-inferred. ``progress(done,
-    total)`` is called while nodes are converted.
+    ``input_shape`` fixes the first input's shape (needed when it has dynamic dims other than
+    the batch axis, which defaults to 1); ``batch_size`` replaces dim 0 of every input and
+    shapes are re-inferred. ``progress(done, total)`` is called while nodes are converted.
     """
     model, label, default_name = _load(src)
     if isinstance(src, onnx.ModelProto) and name:
