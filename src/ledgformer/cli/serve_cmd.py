@@ -1,0 +1,42 @@
+"""`ledgformer serve`: the HTTP latency service (FastAPI + uvicorn), OpenAPI docs at /docs."""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """examples:
+  ledgformer serve --host 127.0.0.1 --port 8000
+  ledgformer serve --db postgresql+psycopg://me@dbhost/latency --max-upload-mb 50
+  curl -F file=@model.onnx -F platform=help/1080ti_32 http://127.0.0.1:8000/predict
+  curl -H 'content-type: application/json' -d @request.json http://127.0.0.1:8000/predict
+
+request.json: {"graph": <ledgformer inspect --json output>, "platform": "help/pixel3"}
+or {"graph": ..., "card": {<hardware card fields>}}. Answers say measured or predicted, and by what."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the HTTP latency service (POST /predict, docs at /docs)",
+                       description=__doc__, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--db", default=None, help="database URL or SQLite file")
+    p.add_argument("--max-upload-mb", type=float, default=200.0, help="request size limit (default 200 MB)")
+    p.add_argument("--predictor", default=None, metavar="MODULE:FUNC",
+                   help="prediction source: a predict_fn(graph, card) -> ms (default: the FLOPs fallback)")
+    p.add_argument("--record", action="store_true",
+                   help="store predictions for named platforms in the database")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ledgformer.db.answer import load_predictor
+    from ledgformer.serve import create_app
+
+    predictor = load_predictor(args.predictor) if args.predictor else None
+    app = create_app(args.db, predictor=predictor, max_upload_mb=args.max_upload_mb, record=args.record)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
