@@ -16,7 +16,8 @@ from ledgformer import __version__
 from ledgformer.errors import LedgformerError
 
 #: command modules, in the order `ledgformer --help` lists them
-COMMAND_MODULES = ["inspect_cmd", "hardware_cmd", "data_cmd"]
+COMMAND_MODULES = ["inspect_cmd", "hardware_cmd", "data_cmd", "train_cmd", "query_cmd", "db_cmd", "serve_cmd",
+                   "measure_cmd", "families_cmd"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -47,6 +47,10 @@ NB201_ZEN_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 #: NASLib's 250-arch chunks of the NB201 zero-cost run: ``benchmark--nasbench201--<ds>--<K>.json``
 NB201_ZEN_CHUNKS = tuple(range(0, 15625, 250))
 NB101_OFFICIAL_FILE = "nasbench101/nasbench_only108.tfrecord"
+_MMB = "mobile_ml_benchmark"
+MMB_FILES = {kind: tuple(f"{_MMB}/{fw}_{kind}_e2e.csv" for fw in ("tflite", "torch"))
+             for kind in ("cnn", "transformer")}
+NNLQP_LABELS = "nnlqp/gt_stage.txt"
 
 
 def help_files(space: str) -> tuple[str, ...]:
@@ -129,6 +133,22 @@ DATASETS: dict[str, DatasetInfo] = {
             "download https://storage.googleapis.com/nasbench/nasbench_only108.tfrecord (about "
             "500 MB) to <root>/nasbench101/",
         ),
+        DatasetInfo(
+            _MMB, "end-to-end latency of 102 real CNNs (pytorchcv names) and 69 Hugging Face ViTs on "
+            "phones (CPU core configs / GPU, float / quant), TFLite and PyTorch Mobile; the *_nas_e2e "
+            "tables are not loaded (their rows name no architecture)", "MIT",
+            "https://github.com/qed-usc/mobile-ml-benchmark (folder dataset/)",
+            (f"{_MMB}/LICENSE", *MMB_FILES["cnn"], *MMB_FILES["transformer"]), False,
+            "copy the *_e2e.csv files of mobile-ml-benchmark's dataset/ folder to "
+            "<root>/mobile_ml_benchmark/",
+        ),
+        DatasetInfo(
+            "nnlqp", "NNLQP label file (id onnx_path batch latency_ms family platform split) of the "
+            "unseen-structure set: 10 families x 2,000 models, GTX 1660 TensorRT FP32", "MIT",
+            "https://github.com/yuny220/NAR-Former-V2 (dataset/unseen_structure/gt_stage.txt); the ONNX "
+            "files come from NNLQP's release archive", (NNLQP_LABELS,), False,
+            "put gt_stage.txt in <root>/nnlqp/ and unpack NNLQP's ONNX archive there (onnx/...) for graphs",
+        ),
     )
 }
 
@@ -169,6 +189,21 @@ BENCHMARKS: dict[str, BenchmarkInfo] = {
                       "ledgformer.data.nb101_tfrecord:load_nb101_official",
                       "official NAS-Bench-101 (nasbench_only108.tfrecord, read without TensorFlow)",
                       (NB101_OFFICIAL_FILE,)),
+        BenchmarkInfo("mobile-cnn", _MMB, "ledgformer.data.mobile:load_mobile",
+                      "mobile-ml-benchmark: 102 real CNNs on phones, TFLite + PyTorch Mobile (224x224)",
+                      MMB_FILES["cnn"], {"kind": "cnn"}),
+        *(
+            BenchmarkInfo(f"mobile-cnn-{fw}", _MMB, "ledgformer.data.mobile:load_mobile",
+                          f"mobile-ml-benchmark: 102 real CNNs on phones, {fw} only", (path,),
+                          {"kind": "cnn", "frameworks": (fw,)})
+            for fw, path in zip(("tflite", "torch"), MMB_FILES["cnn"], strict=True)
+        ),
+        BenchmarkInfo("mobile-vit", _MMB, "ledgformer.data.mobile:load_mobile",
+                      "mobile-ml-benchmark: Hugging Face ViTs on phones, TFLite + PyTorch Mobile",
+                      MMB_FILES["transformer"], {"kind": "transformer"}),
+        BenchmarkInfo("nnlqp", "nnlqp", "ledgformer.data.nnlqp:load_nnlqp_benchmark",
+                      "NNLQP-format folder (<root>/nnlqp or folder=...): ONNX graphs + GPU latency",
+                      (NNLQP_LABELS,)),
     )
 }
 

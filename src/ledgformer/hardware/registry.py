@@ -67,6 +67,10 @@ def load_card(name_or_path: str | Path | Mapping[str, Any]) -> HardwareCard:
             candidate = folder / f"{text}{suffix}"
             if candidate.is_file():
                 return load_card_file(candidate)
+    if text.startswith("embedded/"):  # the platforms of the data set shipped in the package
+        from ledgformer.embedded import load_embedded_card
+
+        return load_embedded_card(text)
     return _builtin_card(text)
 
 
@@ -91,7 +95,9 @@ def user_card_dirs() -> list[Path]:
 
 def list_cards() -> list[str]:
     """Every built-in card name plus the user cards found in ``$LEDGFORMER_CARDS``."""
-    names = list(_builtin_names())
+    from ledgformer.embedded import list_embedded_cards
+
+    names = list(_builtin_names()) + list(list_embedded_cards())
     for folder in user_card_dirs():
         names += sorted(p.stem for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
     return names

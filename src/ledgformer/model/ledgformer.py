@@ -1,0 +1,262 @@
+"""LeDG-Former: a language-embedded dynamic graph transformer over operator graphs.
+
+Sequence per graph: ``[global token, hardware token (latency tasks), node tokens ...]``.
+
+* Node token = projected text embedding of the node's description + MLP of its numeric features
+  (log costs, shapes, kernel/stride/groups/channels) + a learned op-type embedding.
+* Every block adds a per-head attention bias for each token pair: a learned bias of their
+  structural relation (self, parent, child, grandparent, grandchild, sibling, ancestor,
+  descendant, unrelated, global, hardware) plus, when ``dynamic_bias`` is on, a low-rank
+  bilinear score of the *current* states (h_i, h_j) gated per head by the relation. The effective
+  adjacency therefore changes with the input and from layer to layer.
+* The hardware token (card text embedding + MLP of the card's numeric features) attends to the
+  nodes and is attended by them, so one model serves every device: an unseen device needs only
+  its card.
+* Latency readout: log of a sum of per-node positive costs (logsumexp of node scores) plus a
+  graph-level correction: latency is close to additive over operators. Accuracy readout: MLP of
+  the global token and the mean node state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ledgformer.errors import LedgformerError
+from ledgformer.hardware import FEATURE_NAMES
+from ledgformer.model.features import (
+    GRAPH_FEATURES,
+    N_OPS,
+    NODE_FEATURES,
+    REL,
+    RELATIONS,
+    Batch,
+    HardwareBatch,
+)
+from ledgformer.model.registry import Predictor, register_model
+
+
+@dataclass
+class LeDGFormerConfig:
+    task: str = "latency"  # "latency" (log-ms output) or "accuracy"
+    d_model: int = 64
+    n_layers: int = 4
+    n_heads: int = 4
+    ffn_mult: int = 2
+    dropout: float = 0.0
+    text_dim: int = 384  # node text embedding size (encoder dim)
+    use_text: bool = True  # False: no text tokens at all (features + op embedding only)
+    dynamic_bias: bool = True  # False: fixed relation bias only
+    dyn_rank: int = 8  # rank of the per-head bilinear state score
+    use_hardware: bool = True  # hardware token (latency tasks); accuracy tasks run without
+    hardware_text: bool = True  # False: the hardware token sees the numeric card only
+    hw_text_dim: int = 384
+    #: the hardware token joins the last ``hw_layers`` blocks (-1: all). The blocks before are
+    #: device-independent: one graph encoding then serves every device (``encode``/``decode``).
+    #: 0 = late fusion: the token only conditions the readout (per-node costs, pooled head), so
+    #: ranking a whole space for a new device costs one small MLP per node
+    hw_layers: int = -1
+    readout: str = "auto"  # "sum" (latency default), "pool" (accuracy default)
+
+    def __post_init__(self) -> None:
+        if self.task not in ("latency", "accuracy"):
+            raise LedgformerError(f"model.task must be 'latency' or 'accuracy', got {self.task!r}")
+        if self.d_model % self.n_heads:
+            raise LedgformerError(
+                f"model.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.hw_layers < 0 or self.hw_layers > self.n_layers:
+            self.hw_layers = self.n_layers
+        if self.readout == "auto":
+            self.readout = "sum" if self.task == "latency" else "pool"
+        if self.readout not in ("sum", "pool"):
+            raise LedgformerError(f"model.readout must be 'auto', 'sum' or 'pool', got {self.readout!r}")
+
+
+def mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, d_hidden), nn.GELU(), nn.Linear(d_hidden, d_out))
+
+
+class _RelationLookup(torch.autograd.Function):
+    """``table[rel]`` as [B, C, S, S] with an ``index_add_`` backward (``nn.Embedding``'s dense
+    backward sorts B*S*S indices and dominates a CPU training step on whole networks)."""
+
+    @staticmethod
+    def forward(ctx: Any, table: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(rel)
+        ctx.n_rel = table.shape[0]
+        return table[rel].permute(0, 3, 1, 2)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (rel,) = ctx.saved_tensors
+        c = grad.shape[1]
+        flat = grad.permute(0, 2, 3, 1).reshape(-1, c)
+        out = torch.zeros(ctx.n_rel, c, dtype=grad.dtype, device=grad.device)
+        return out.index_add_(0, rel.reshape(-1), flat), None
+
+
+class RelationBias(nn.Module):
+    """Per-head attention bias from the pair's relation and (optionally) their current states."""
+
+    def __init__(self, cfg: LeDGFormerConfig) -> None:
+        super().__init__()
+        self.h, self.r = cfg.n_heads, cfg.dyn_rank
+        self.dynamic = cfg.dynamic_bias
+        # columns: static bias per head, then (dynamic only) the gate of the state score per head
+        table = torch.zeros(len(RELATIONS), cfg.n_heads * (2 if self.dynamic else 1))
+        if self.dynamic:
+            table[:, cfg.n_heads:] = 1.0
+            self.pair = nn.Linear(cfg.d_model, 2 * cfg.n_heads * cfg.dyn_rank, bias=False)
+        self.table = nn.Parameter(table)
+
+    def forward(self, h: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+        """``h`` [B, S, d], ``rel`` [B, S, S] relation ids -> bias [B, H, S, S]."""
+        per_rel = _RelationLookup.apply(self.table, rel)
+        if not self.dynamic:
+            return per_rel
+        b, s, _ = h.shape
+        a, c = self.pair(h).view(b, s, 2, self.h, self.r).permute(2, 0, 3, 1, 4)
+        score = a @ c.transpose(-1, -2) / math.sqrt(self.r)
+        return per_rel[:, : self.h] + per_rel[:, self.h:] * score
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block with the relation/dynamic bias as ``attn_mask``."""
+
+    def __init__(self, cfg: LeDGFormerConfig) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.h, self.p = cfg.n_heads, cfg.dropout
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        # no qkv bias: a key bias has zero true gradient (softmax shift), which Adam turns into noise
+        self.qkv, self.proj = nn.Linear(d, 3 * d, bias=False), nn.Linear(d, d)
+        self.bias = RelationBias(cfg)
+        self.ffn = mlp(d, cfg.ffn_mult * d, d)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, rel: torch.Tensor, key_pad: torch.Tensor) -> torch.Tensor:
+        b, s, d = x.shape
+        h = self.ln1(x)
+        q, k, v = self.qkv(h).view(b, s, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)
+        mask = self.bias(h, rel) + key_pad
+        p = self.p if self.training else 0.0
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        x = x + self.drop(self.proj(o.transpose(1, 2).reshape(b, s, d)))
+        return x + self.drop(self.ffn(self.ln2(x)))
+
+
+@register_model("ledgformer")
+class LeDGFormer(Predictor):
+    """The LeDG-Former predictor (see module docstring); config keys = ``LeDGFormerConfig``."""
+
+    shares_graphs = True
+
+    def __init__(self, config: LeDGFormerConfig | None = None, **kw: Any) -> None:
+        super().__init__()
+        known = {f.name for f in fields(LeDGFormerConfig)}
+        unknown = sorted(set(kw) - known)
+        if unknown:
+            raise LedgformerError(f"unknown LeDG-Former config key(s) {unknown}; known: {sorted(known)}")
+        cfg = config or LeDGFormerConfig(**kw)
+        self.config, self.task = cfg, cfg.task
+        d = cfg.d_model
+        self.text_proj = nn.Linear(cfg.text_dim, d) if cfg.use_text else None
+        self.op_emb = nn.Embedding(N_OPS, d)
+        self.num_mlp = mlp(len(NODE_FEATURES), d, d)
+        self.glob_tok = nn.Parameter(torch.zeros(d))
+        self.glob_mlp = mlp(len(GRAPH_FEATURES), d, d)
+        self.has_hw = cfg.use_hardware
+        if self.has_hw:
+            self.hw_tok = nn.Parameter(torch.zeros(d))
+            self.hw_mlp = mlp(len(FEATURE_NAMES), d, d)
+            self.hw_text = nn.Linear(cfg.hw_text_dim, d) if cfg.hardware_text else None
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(d)
+        n_pool = 3 if self.has_hw else 2
+        self.graph_head = mlp(n_pool * d, d, 1)
+        self.node_head = mlp(d + (d if self.has_hw else 0), d, 1) if cfg.readout == "sum" else None
+
+    def config_dict(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+    # ---- tokens ------------------------------------------------------------------------------
+    def node_tokens(self, batch: Batch) -> torch.Tensor:
+        x = self.op_emb(batch.op) + self.num_mlp(batch.num)
+        if self.text_proj is not None:
+            x = x + self.text_proj(batch.text_table)[batch.text_ids]
+        return x
+
+    def hardware_token(self, hw: HardwareBatch) -> torch.Tensor:
+        t = self.hw_tok + self.hw_mlp(hw.feat)
+        if self.hw_text is not None:
+            t = t + self.hw_text(hw.text)
+        return t
+
+    @staticmethod
+    def _sequence_rel(batch: Batch, n_tok: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Relation ids [B, S, S] and the key padding bias [B, 1, 1, S] of ``n_tok`` tokens + nodes."""
+        b, n = batch.op.shape
+        s, dev = n_tok + n, batch.op.device
+        rel = torch.full((b, s, s), REL["global"], dtype=torch.long, device=dev)
+        if n_tok == 2:
+            rel[:, 1, :] = REL["hardware"]
+            rel[:, :, 1] = REL["hardware"]
+        rel[:, n_tok:, n_tok:] = batch.rel
+        idx = torch.arange(n_tok, device=dev)
+        rel[:, idx, idx] = REL["self"]
+        valid = torch.cat([torch.ones(b, n_tok, dtype=torch.bool, device=dev), batch.mask], dim=1)
+        key_pad = torch.zeros(b, 1, 1, s, dtype=batch.num.dtype, device=dev)
+        return rel, key_pad.masked_fill(~valid[:, None, None, :], float("-inf"))
+
+    def encode(self, batch: Batch) -> torch.Tensor:
+        """States [B, 1 + N, d] (global token + nodes) after the device-independent blocks."""
+        x = torch.cat([(self.glob_tok + self.glob_mlp(batch.glob))[:, None], self.node_tokens(batch)], 1)
+        n_pre = self.config.n_layers - self.config.hw_layers if self.has_hw else self.config.n_layers
+        if n_pre:
+            rel, key_pad = self._sequence_rel(batch, 1)
+            for blk in self.blocks[:n_pre]:
+                x = blk(x, rel, key_pad)
+        return x
+
+    def decode(self, x: torch.Tensor, batch: Batch, hw: HardwareBatch | None) -> torch.Tensor:
+        """The hardware blocks and the readout on ``encode``'s states (rows may repeat a graph)."""
+        t = 1
+        if self.has_hw:
+            if hw is None:
+                raise LedgformerError("this model has a hardware token: pass the hardware cards")
+            x = torch.cat([x[:, :1], self.hardware_token(hw)[:, None], x[:, 1:]], dim=1)
+            t = 2
+            if self.config.hw_layers:
+                rel, key_pad = self._sequence_rel(batch, t)
+                for blk in self.blocks[self.config.n_layers - self.config.hw_layers:]:
+                    x = blk(x, rel, key_pad)
+        x = self.ln_f(x)
+        nodes, m = x[:, t:], batch.mask[..., None].to(x.dtype)
+        mean = (nodes * m).sum(1) / m.sum(1).clamp(min=1.0)
+        pooled = [x[:, 0], mean] + ([x[:, 1]] if self.has_hw else [])
+        out = self.graph_head(torch.cat(pooled, dim=-1)).squeeze(-1)
+        if self.node_head is not None:
+            feats = torch.cat([nodes, x[:, 1:2].expand_as(nodes)], -1) if self.has_hw else nodes
+            score = self.node_head(feats).squeeze(-1).masked_fill(~batch.mask, float("-inf"))
+            out = out + torch.logsumexp(score, dim=1)
+        return self.unscale(out)
+
+    def forward(self, batch: Batch, hw: HardwareBatch | None = None,
+                graph_index: torch.Tensor | None = None) -> torch.Tensor:
+        """One value per row in model space (log-ms for latency, accuracy for accuracy).
+
+        Row r is graph ``graph_index[r]`` of ``batch`` (default: row r = graph r) on hardware row
+        r: a graph measured on several devices is encoded once.
+        """
+        x = self.encode(batch)
+        if graph_index is not None:
+            x, batch = x[graph_index], batch.index(graph_index)
+        return self.decode(x, batch, hw)
+
+
+__all__ = ["Block", "LeDGFormer", "LeDGFormerConfig", "RelationBias"]

@@ -1,0 +1,91 @@
+"""Checkpoints: weights plus everything that must match for the weights to mean the same thing.
+
+A checkpoint carries the resolved run config, the model name and config, the text encoder id,
+the node-text template version, the IR version, the hardware-card text/feature versions and the
+data version (benchmark + split fingerprint). :func:`load_checkpoint` compares them with the
+running code and raises a ``LedgformerError`` that lists every difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ledgformer.errors import LedgformerError
+
+FORMAT_VERSION = 1
+
+
+def code_versions(encoder_id: str | None) -> dict[str, Any]:
+    """The versions of this code that a checkpoint's weights depend on."""
+    from ledgformer.graph.ir import IR_VERSION
+    from ledgformer.hardware.card import FEATURE_VERSION, TEXT_VERSION
+    from ledgformer.text.templates import TEMPLATE_VERSION
+
+    return {
+        "format": FORMAT_VERSION, "ir_version": IR_VERSION, "template_version": TEMPLATE_VERSION,
+        "card_text_version": TEXT_VERSION, "card_feature_version": FEATURE_VERSION,
+        "encoder_id": encoder_id,
+    }
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, *, config: Mapping[str, Any], model_name: str,
+                    model_config: Mapping[str, Any], encoder_id: str | None,
+                    data_version: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({
+        "versions": code_versions(encoder_id), "config": dict(config), "model_name": model_name,
+        "model_config": dict(model_config), "data_version": dict(data_version),
+        "extra": dict(extra or {}), "state_dict": state,
+    }, path)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise LedgformerError(f"checkpoint {path} not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for unreadable files
+        raise LedgformerError(f"{path}: not a ledgformer checkpoint ({err})") from err
+    if not isinstance(ckpt, dict) or "versions" not in ckpt or "state_dict" not in ckpt:
+        raise LedgformerError(f"{path}: not a ledgformer checkpoint (no versions/state_dict)")
+    return ckpt
+
+
+def check_versions(ckpt: Mapping[str, Any], source: str, encoder_id: str | None = None,
+                   data_version: Mapping[str, Any] | None = None) -> None:
+    """Raise naming every field where the checkpoint differs from this code (and data, if given)."""
+    saved = dict(ckpt["versions"])
+    want = code_versions(encoder_id if encoder_id is not None else saved.get("encoder_id"))
+    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs current {v!r}"
+             for k, v in want.items() if saved.get(k) != v]
+    if data_version is not None:
+        have = dict(ckpt.get("data_version", {}))
+        diffs += [f"data.{k}: checkpoint {have.get(k)!r} vs current {v!r}" for k, v in data_version.items()
+                  if k in have and have[k] != v]
+    if diffs:
+        raise LedgformerError(f"{source} does not match this setup: " + "; ".join(diffs))
+
+
+def load_checkpoint(path: str | Path, encoder_id: str | None = None,
+                    data_version: Mapping[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """(model with weights loaded, in eval mode; the checkpoint dict) after the version check."""
+    from ledgformer.model.registry import create_model
+
+    ckpt = read_checkpoint(path)
+    check_versions(ckpt, f"checkpoint {path}", encoder_id, data_version)
+    model = create_model(ckpt["model_name"], **ckpt["model_config"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval(), ckpt
+
+
+__all__ = ["FORMAT_VERSION", "check_versions", "code_versions", "load_checkpoint", "read_checkpoint",
+           "save_checkpoint"]

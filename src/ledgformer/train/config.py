@@ -1,0 +1,143 @@
+"""Run configs: a YAML file plus ``key=value`` overrides, resolved against the defaults.
+
+``ledgformer train --config configs/NAME.yaml seed=1 model.d_model=32 out=runs/x`` loads the
+file, applies each override (dotted keys; values parsed as YAML, so ``1e-3``, ``true``, ``[1, 2]``
+work), and checks every key against :data:`DEFAULTS` (unknown keys are an error that names the
+key: a typo must never be silently ignored). The resolved config is saved in the run folder.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ledgformer.errors import LedgformerError
+
+#: every known key with its default; ``model`` is free-form (checked by the model's own config)
+DEFAULTS: dict[str, Any] = {
+    "config_name": None,  # the config file's stem (set on load)
+    "task": "nb201-accuracy",  # nb201-accuracy | help-latency
+    "seed": 0,
+    "out": None,  # run folder (default runs/<config name>-seed<S>)
+    "data": {
+        "benchmark": "nb201-cifar10",
+        "data_root": None,
+        "n_train": 781,  # nb201-accuracy: labelled archs (valid drawn from them)
+        "valid_fraction": 0.1,
+        "train_devices": None,  # help-latency: default HELP's device split
+        "valid_devices": None,
+        "test_devices": None,
+        "n_train_archs": 3000,  # help-latency: archs per training device (outside the eval range)
+        "eval_all": True,  # help-latency: also evaluate every arch on the test devices
+        "shots": 0,  # help-latency: K measured archs per test device from HELP's pool (part "shots")
+    },
+    "features": {"encoder": "minilm"},
+    "model": {"name": "ledgformer"},
+    "train": {
+        "epochs": 100,
+        "batch_size": 64,
+        "lr": 1e-3,
+        "weight_decay": 1e-4,
+        "warmup_frac": 0.05,
+        "patience": 30,  # epochs without a better validation score before stopping
+        "loss": "mse",  # mse | huber
+        "rank_weight": 0.0,  # weight of the pairwise ranking loss
+        "rank_margin": 0.0,
+        "grad_clip": 1.0,
+        "eval_every": 1,
+        "eval_batch_size": 256,
+        "threads": 2,
+        "max_minutes": None,  # wall-clock cap of the training loop
+        "progress": True,
+    },
+}
+
+
+class ConfigError(LedgformerError, ValueError):
+    """A config file or override that cannot be used."""
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string: numbers win
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _check(cfg: Mapping[str, Any], ref: Mapping[str, Any], where: str) -> None:
+    for key, value in cfg.items():
+        path = f"{where}{key}"
+        if key not in ref:
+            raise ConfigError(f"unknown config key '{path}'; known here: {', '.join(sorted(ref))}")
+        if isinstance(ref[key], dict) and key != "model":
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config key '{path}' must be a mapping, got {value!r}")
+            _check(value, ref[key], path + ".")
+
+
+def merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in extra.items():
+        nested = isinstance(v, Mapping) and isinstance(out.get(k), dict)
+        out[k] = merge(out[k], v) if nested else copy.deepcopy(v)
+    return out
+
+
+def apply_overrides(cfg: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` strings (value parsed as YAML) to a copy of ``cfg``."""
+    out = copy.deepcopy(cfg)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}': '{p}' is not a mapping")
+        node[parts[-1]] = _parse_value(raw)
+    return out
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Defaults <- YAML file <- overrides, checked; ``config_name`` records the file stem."""
+    file_cfg: dict[str, Any] = {}
+    name = "default"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found")
+        try:
+            file_cfg = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err})") from err
+        if not isinstance(file_cfg, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        name = path.stem
+    user = apply_overrides(file_cfg, overrides)
+    _check(user, DEFAULTS, "")
+    cfg = merge(DEFAULTS, user)
+    if cfg["config_name"] is None:
+        cfg["config_name"] = name
+    return cfg
+
+
+def save_config(cfg: Mapping[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(dict(cfg), sort_keys=False))
+    return path
+
+
+__all__ = ["DEFAULTS", "ConfigError", "apply_overrides", "load_config", "merge", "save_config"]

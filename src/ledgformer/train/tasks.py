@@ -1,0 +1,189 @@
+"""Benchmarks -> training examples: featurised graphs, hardware rows, targets and the split.
+
+A :class:`TaskData` is model-agnostic: examples are ``(graph row, device row, target)`` and
+``parts`` holds example indices for ``train`` / ``valid`` / ``test`` (and ``test_all`` where the
+protocol has a second test set). Tasks:
+
+* ``nb201-accuracy``: NAS-Bench-201 cell graphs, 200-epoch validation accuracy; ``n_train``
+  labelled archs (valid drawn from them), test = every other arch (``sample_split``).
+* ``help-latency``: HELP's NAS-Bench-201 whole networks; train on HELP's training devices
+  (``n_train_archs`` archs each, drawn outside the evaluation range), select on the validation
+  devices' evaluation sets, test zero-shot on the test devices' 800-arch evaluation sets
+  (``test``) and on all 15,625 archs (``test_all``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import Progress
+
+from ledgformer.data.records import BenchmarkData
+from ledgformer.errors import LedgformerError
+from ledgformer.graph.ir import ArchGraph
+from ledgformer.model.features import GraphTensors, HardwareBatch, TextTable, graph_tensors, hardware_tensors
+
+TASKS = ("nb201-accuracy", "help-latency")
+
+
+@dataclass
+class TaskData:
+    kind: str  # "accuracy" or "latency"
+    items: list[GraphTensors]
+    graph_ids: list[str]
+    text_table: torch.Tensor
+    graph_row: np.ndarray  # [M] int
+    device_row: np.ndarray  # [M] int, -1 = no device
+    target: np.ndarray  # [M] float64, the target's unit (ms or %)
+    devices: list[str]
+    hw: HardwareBatch | None
+    parts: dict[str, np.ndarray]
+    encoder_id: str
+    graph_macs: np.ndarray  # [n graphs] whole-graph MACs (the FLOPs baseline ranks by it)
+    data_version: dict[str, Any] = field(default_factory=dict)
+    split_json: str = ""
+
+    def group(self, idx: np.ndarray) -> list[str]:
+        """The device of each example (``"all"`` for accuracy tasks)."""
+        return ["all" if d < 0 else self.devices[d] for d in self.device_row[idx]]
+
+
+def featurize(graphs: Sequence[ArchGraph], encoder: str,
+              progress: bool = True) -> tuple[list[GraphTensors], torch.Tensor, str]:
+    """Tensors of ``graphs``, the embedded text table, and the encoder id."""
+    from ledgformer.embed.encoders import get_encoder
+
+    enc = get_encoder(encoder)
+    table = TextTable()
+    with Progress(transient=True, disable=not progress or len(graphs) < 2000) as bar:
+        task = bar.add_task(f"featurising {len(graphs)} graphs", total=len(graphs))
+        items = []
+        for g in graphs:
+            items.append(graph_tensors(g, table))
+            bar.advance(task)
+    emb = table.embeddings(enc)
+    return items, torch.from_numpy(np.asarray(emb, np.float32)), enc.id
+
+
+def _version(bench: BenchmarkData, split_fp: str) -> dict[str, Any]:
+    return {"benchmark": bench.name, "n_records": len(bench.records), "n_graphs": len(bench.graphs),
+            "split": split_fp}
+
+
+def nb201_accuracy(cfg: Mapping[str, Any], seed: int) -> TaskData:
+    from ledgformer.data.registry import load_benchmark
+    from ledgformer.data.splits import sample_split
+
+    d = cfg["data"]
+    bench = load_benchmark(d["benchmark"], d["data_root"])
+    recs = [r for r in bench.records if r.kind == "accuracy"]
+    if not recs:
+        raise LedgformerError(f"benchmark {bench.name} has no accuracy records")
+    missing = [r.graph_id for r in recs if r.graph_id not in bench.graphs]
+    if missing:
+        raise LedgformerError(f"{bench.name}: {len(missing)} records have no graph, e.g. {missing[0]}")
+    split = sample_split(len(recs), int(d["n_train"]), seed, valid_fraction=float(d["valid_fraction"]))
+    ids = [r.graph_id for r in recs]
+    items, table, enc_id = featurize([bench.graphs[g] for g in ids], cfg["features"]["encoder"])
+    return TaskData(
+        kind="accuracy", items=items, graph_ids=ids, text_table=table,
+        graph_row=np.arange(len(recs)), device_row=np.full(len(recs), -1),
+        target=np.asarray([r.target for r in recs], np.float64), devices=[], hw=None,
+        parts={k: np.asarray(getattr(split, k), np.int64) for k in ("train", "valid", "test")},
+        encoder_id=enc_id, graph_macs=np.asarray([bench.graphs[g].macs for g in ids], np.float64),
+        data_version=_version(bench, split.fingerprint()), split_json=split.to_json(),
+    )
+
+
+def help_latency(cfg: Mapping[str, Any], seed: int) -> TaskData:
+    from ledgformer.data import splits
+    from ledgformer.data.registry import load_benchmark
+    from ledgformer.hardware import card_name
+
+    d = cfg["data"]
+    bench = load_benchmark(d["benchmark"], d["data_root"])
+    roles = {
+        "train": d["train_devices"] or splits.HELP_NB201_TRAIN,
+        "valid": d["valid_devices"] or splits.HELP_NB201_VALID,
+        "test": d["test_devices"] or splits.HELP_NB201_TEST,
+    }
+    cards = {role: [card_name("help", k) for k in keys] for role, keys in roles.items()}
+    devices = [c for role in ("train", "valid", "test") for c in cards[role]]
+    by_dev: dict[str, dict[int, float]] = {c: {} for c in devices}
+    ids: dict[int, str] = {}
+    for r in bench.records:
+        if r.device in by_dev:
+            i = int(r.tags["index"])
+            by_dev[r.device][i] = r.target
+            ids[i] = r.graph_id
+    absent = [c for c in devices if not by_dev[c]]
+    if absent:
+        raise LedgformerError(f"{bench.name}: no records for device(s) {absent}; have {bench.devices()}")
+    n = max(ids) + 1
+    lat = {c: np.asarray([by_dev[c][i] for i in range(n)]) for c in devices}
+    eval_idx = {c: splits.help_eval_indices(lat[c]) for c in devices}
+    rng = np.random.default_rng(seed)
+    outside = np.setdiff1d(np.arange(n), np.arange(splits.HELP_NB201_POOL_SIZE,
+                                                   splits.HELP_NB201_POOL_SIZE + splits.HELP_NUM_QUERY))
+    n_arch = min(int(d["n_train_archs"]), outside.size)
+    rows: dict[str, list[tuple[int, int]]] = {"train": [], "valid": [], "test": [], "test_all": [],
+                                              "shots": []}
+    train_archs = np.sort(rng.choice(outside, n_arch, replace=False))  # shared by the devices
+    for c in cards["train"]:
+        rows["train"] += [(int(i), devices.index(c)) for i in train_archs]
+    for c in cards["valid"]:
+        rows["valid"] += [(int(i), devices.index(c)) for i in eval_idx[c]]
+    for c in cards["test"]:
+        rows["test"] += [(int(i), devices.index(c)) for i in eval_idx[c]]
+        if d["eval_all"]:
+            rows["test_all"] += [(i, devices.index(c)) for i in range(n)]
+        if int(d["shots"]) > 0:
+            pool = splits.help_pool_indices(lat[c])
+            shots = splits.kshot_indices(n, int(d["shots"]), seed, exclude=eval_idx[c], pool=pool)
+            rows["shots"] += [(int(i), devices.index(c)) for i in shots]
+    used = sorted({i for part in rows.values() for i, _ in part})
+    row_of = {a: k for k, a in enumerate(used)}
+    items, table, enc_id = featurize([bench.graphs[ids[i]] for i in used], cfg["features"]["encoder"])
+    graph_row, device_row, target, parts = [], [], [], {}
+    for part, pairs in rows.items():
+        if not pairs:
+            continue
+        start = len(target)
+        for i, dev in pairs:
+            graph_row.append(row_of[i])
+            device_row.append(dev)
+            target.append(lat[devices[dev]][i])
+        parts[part] = np.arange(start, len(target))
+    import hashlib
+    import json
+
+    split_json = json.dumps({"protocol": "help-zero-shot", "seed": seed, "devices": cards,
+                             "n_train_archs": n_arch,
+                             "train_archs": sorted({i for i, _ in rows["train"]}),
+                             "eval_indices": {c: eval_idx[c].tolist()
+                                              for c in cards["valid"] + cards["test"]}})
+    return TaskData(
+        kind="latency", items=items, graph_ids=[ids[i] for i in used], text_table=table,
+        graph_row=np.asarray(graph_row), device_row=np.asarray(device_row),
+        target=np.asarray(target, np.float64), devices=devices,
+        hw=hardware_tensors(devices, cfg["features"]["encoder"]), parts=parts, encoder_id=enc_id,
+        graph_macs=np.asarray([bench.graphs[ids[i]].macs for i in used], np.float64),
+        data_version=_version(bench, hashlib.sha256(split_json.encode()).hexdigest()[:16]),
+        split_json=split_json,
+    )
+
+
+def build_task(cfg: Mapping[str, Any]) -> TaskData:
+    name = cfg["task"]
+    if name == "nb201-accuracy":
+        return nb201_accuracy(cfg, int(cfg["seed"]))
+    if name == "help-latency":
+        return help_latency(cfg, int(cfg["seed"]))
+    raise LedgformerError(f"unknown task '{name}'; known: {', '.join(TASKS)}")
+
+
+__all__ = ["TASKS", "TaskData", "build_task", "featurize", "help_latency", "nb201_accuracy"]

@@ -1,0 +1,292 @@
+"""The training/evaluation loop shared by every predictor (LeDG-Former and the baselines).
+
+AdamW, linear warm-up + cosine decay, early stopping and model selection on the validation part
+only, seeded (python, numpy, torch). Runs under ``torchrun`` with DistributedDataParallel: every
+rank walks the same shuffled global batches and takes its slice, so the averaged gradient equals
+the one-process gradient of the global batch (gloo on CPU, nccl on GPU).
+
+Examples of one graph (the same network on several devices) are kept together in a batch: a
+model with ``shares_graphs = True`` encodes each graph once and reads it out per device.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ledgformer.errors import LedgformerError
+from ledgformer.model.features import collate
+from ledgformer.train.metrics import grouped_report, regression_report, spearman
+from ledgformer.train.tasks import TaskData
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def dist_setup() -> tuple[int, int]:
+    """(rank, world size); starts the process group when launched by torchrun with > 1 process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    return rank, world
+
+
+def to_model_space(kind: str, y: np.ndarray) -> np.ndarray:
+    """Latency is learned as log-ms (relative errors, positive outputs); accuracy as is."""
+    return np.log(y) if kind == "latency" else y
+
+
+def pairwise_rank_loss(pred: torch.Tensor, y: torch.Tensor, group: torch.Tensor,
+                       margin: float) -> torch.Tensor:
+    """Logistic loss on every ordered pair of the same group (device) whose targets differ."""
+    diff_y = y[:, None] - y[None, :]
+    valid = (diff_y > 0) & (group[:, None] == group[None, :])
+    if not valid.any():
+        return pred.sum() * 0.0
+    diff_p = pred[:, None] - pred[None, :]
+    return F.softplus(margin - diff_p[valid]).mean()
+
+
+class Trainer:
+    """Fits ``model`` on ``data.parts['train']``, selects on ``'valid'``, predicts any part."""
+
+    def __init__(self, model: nn.Module, data: TaskData, tcfg: Mapping[str, Any], seed: int = 0) -> None:
+        self.data, self.cfg, self.seed = data, dict(tcfg), seed
+        self.rank, self.world = dist_setup()
+        self.device = torch.device("cuda", self.rank % torch.cuda.device_count()) \
+            if torch.cuda.is_available() else torch.device("cpu")
+        self.model = model.to(self.device)
+        self.ddp: nn.Module = self.model
+        if self.world > 1:
+            self.ddp = nn.parallel.DistributedDataParallel(self.model)
+        self.table = data.text_table.to(self.device)
+        self.hw = data.hw.to(self.device) if data.hw is not None else None
+        self.shares = bool(getattr(model, "shares_graphs", False))
+        self.history: list[dict[str, float]] = []
+        self.best_epoch = -1
+
+    # ---- batching ----------------------------------------------------------------------------
+    def _forward(self, idx: np.ndarray, module: nn.Module) -> torch.Tensor:
+        d = self.data
+        rows = d.graph_row[idx]
+        hw = None
+        if self.hw is not None:
+            hw = self.hw.index(torch.as_tensor(d.device_row[idx], device=self.device))
+        if self.shares:
+            uniq, inv = np.unique(rows, return_inverse=True)
+            batch = collate([d.items[r] for r in uniq], self.table).to(self.device)
+            return module(batch, hw, graph_index=torch.as_tensor(inv, device=self.device))
+        batch = collate([d.items[r] for r in rows], self.table).to(self.device)
+        return module(batch, hw)
+
+    def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        """Global batches of the train part, graphs kept together, same on every rank."""
+        train = self.data.parts["train"]
+        rng = np.random.default_rng([self.seed, epoch])
+        rows = self.data.graph_row[train]
+        order_of_graph = rng.permutation(rows.max() + 1)
+        order = train[np.lexsort((rng.random(train.size), order_of_graph[rows]))]
+        bs = int(self.cfg["batch_size"])
+        return [order[i:i + bs] for i in range(0, order.size, bs)]
+
+    # ---- training ----------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        d, c = self.data, self.cfg
+        y_all = to_model_space(d.kind, d.target)
+        y_train = y_all[d.parts["train"]]
+        if hasattr(self.model, "set_target_stats"):
+            self.model.set_target_stats(float(y_train.mean()), float(y_train.std()))
+        loc, scale = float(y_train.mean()), float(max(y_train.std(), 1e-6))
+        opt = torch.optim.AdamW(self.model.parameters(), lr=float(c["lr"]),
+                                weight_decay=float(c["weight_decay"]))
+        epochs = int(c["epochs"])
+        steps = epochs * len(self._epoch_batches(0))
+        warm = max(1, int(float(c["warmup_frac"]) * steps))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+        best, best_state, bad = -math.inf, None, 0
+        t0 = time.time()
+        limit = float(c["max_minutes"]) * 60 if c.get("max_minutes") else math.inf
+        n_seen = 0
+        from rich.progress import Progress
+
+        with Progress(transient=False, disable=not c["progress"] or self.rank != 0) as bar:
+            task = bar.add_task("training", total=epochs)
+            for epoch in range(epochs):
+                self.model.train()
+                losses = []
+                for gb in self._epoch_batches(epoch):
+                    idx = np.array_split(gb, self.world)[self.rank]
+                    y = torch.as_tensor((y_all[idx] - loc) / scale, dtype=torch.float32, device=self.device)
+                    out = (self._forward(idx, self.ddp) - loc) / scale
+                    loss = F.huber_loss(out, y, delta=1.0) if c["loss"] == "huber" else F.mse_loss(out, y)
+                    if float(c["rank_weight"]) > 0:
+                        grp = torch.as_tensor(d.device_row[idx], device=self.device)
+                        rank = pairwise_rank_loss(out, y, grp, float(c["rank_margin"]))
+                        loss = loss + float(c["rank_weight"]) * rank
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if c["grad_clip"]:
+                        nn.utils.clip_grad_norm_(self.model.parameters(), float(c["grad_clip"]))
+                    opt.step()
+                    sched.step()
+                    losses.append(loss.item())
+                    n_seen += gb.size
+                row = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.time() - t0}
+                if (epoch + 1) % int(c["eval_every"]) == 0 or epoch == epochs - 1:
+                    row["valid_score"] = self.valid_score()
+                    if row["valid_score"] > best:
+                        best, bad, self.best_epoch = row["valid_score"], 0, epoch
+                        best_state = copy.deepcopy(self.model.state_dict())
+                    else:
+                        bad += int(c["eval_every"])
+                self.history.append(row)
+                bar.update(task, advance=1, description=f"loss {row['loss']:.4f} valid {best:.4f}")
+                if bad >= int(c["patience"]) or time.time() - t0 > limit:
+                    break
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        elapsed = time.time() - t0
+        return {"best_epoch": self.best_epoch, "epochs_run": len(self.history), "train_seconds": elapsed,
+                "train_graphs_per_s": n_seen / max(elapsed, 1e-9), "best_valid_score": best}
+
+    # ---- prediction and metrics --------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, idx: np.ndarray) -> np.ndarray:
+        """Predictions in the target's unit (ms or %) for examples ``idx``, in that order."""
+        self.model.eval()
+        rows = self.data.graph_row[idx]
+        order = np.argsort(rows, kind="stable")
+        out = np.empty(idx.size)
+        bs = int(self.cfg["eval_batch_size"])
+        for s in range(0, idx.size, bs):
+            part = order[s:s + bs]
+            out[part] = self._forward(idx[part], self.model).double().cpu().numpy()
+        return np.exp(out) if self.data.kind == "latency" else out
+
+    def valid_score(self) -> float:
+        """Kendall tau (accuracy) or the mean per-device Spearman rho (latency) on the valid part."""
+        idx = self.data.parts["valid"]
+        if idx.size == 0:
+            raise LedgformerError("the validation part is empty: model selection needs it")
+        pred, true = self.predict(idx), self.data.target[idx]
+        if self.data.kind == "accuracy":
+            return regression_report(true, pred, higher_is_better=True)["kendall_tau"]
+        groups = np.asarray(self.data.group(idx))
+        return float(np.mean([spearman(true[groups == g], pred[groups == g]) for g in np.unique(groups)]))
+
+    def evaluate(self, parts: tuple[str, ...] = ("valid", "test", "test_all")) -> tuple[dict[str, Any], dict]:
+        """(flat metrics ``{part}.{metric}``, ``{part}.per_device.{dev}.{metric}``; raw predictions)."""
+        metrics: dict[str, Any] = {}
+        raw: dict[str, tuple[np.ndarray, np.ndarray, list[str]]] = {}
+        hib = self.data.kind == "accuracy"
+        for part in parts:
+            idx = self.data.parts.get(part)
+            if idx is None or idx.size == 0:
+                continue
+            t0 = time.time()
+            pred, true, groups = self.predict(idx), self.data.target[idx], self.data.group(idx)
+            metrics[f"{part}.predict_seconds"] = time.time() - t0
+            raw[part] = (true, pred, groups)
+            for k, v in regression_report(true, pred, higher_is_better=hib).items():
+                metrics[f"{part}.{k}"] = v
+            if self.data.kind == "latency":
+                macs = self.data.graph_macs[self.data.graph_row[idx]]
+                per = grouped_report(true, pred, groups)
+                for dev, rep in per.items():
+                    name = dev.split("/")[-1]
+                    for k, v in rep.items():
+                        metrics[f"{part}.per_device.{name}.{k}"] = v
+                    sel = np.asarray(groups) == dev
+                    metrics[f"{part}.per_device.{name}.flops_spearman"] = spearman(true[sel], macs[sel])
+                mean_rho = float(np.mean([r["spearman"] for r in per.values()]))
+                metrics[f"{part}.mean_device_spearman"] = mean_rho
+        return metrics, raw
+
+
+def model_kwargs(cfg: Mapping[str, Any], data: TaskData) -> tuple[str, dict[str, Any]]:
+    """(model name, constructor kwargs): the config's ``model`` keys plus what the data fixes.
+
+    Every model receives ``task``, ``text_dim``, ``hw_text_dim`` and ``use_hardware``.
+    """
+    m = dict(cfg["model"])
+    name = m.pop("name", "ledgformer")
+    m.setdefault("task", data.kind)
+    m["text_dim"] = int(data.text_table.shape[1])
+    m.setdefault("use_hardware", data.hw is not None)
+    if data.hw is not None:
+        m["hw_text_dim"] = int(data.hw.text.shape[1])
+    return name, m
+
+
+def run_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Build the task, train, select on valid, evaluate, and write everything to ``cfg['out']``.
+
+    Writes ``config.yaml`` (resolved), ``split.json``, ``metrics.json``, ``history.json``,
+    ``model.pt`` and PNG plots (test scatter, per-device Spearman bars). Returns the metrics.
+    """
+    import json
+    from pathlib import Path
+
+    from ledgformer.model.registry import create_model
+    from ledgformer.train import report
+    from ledgformer.train.checkpoint import save_checkpoint
+    from ledgformer.train.config import save_config
+    from ledgformer.train.tasks import build_task
+
+    torch.set_num_threads(int(cfg["train"]["threads"]))
+    seed = int(cfg["seed"])
+    out = Path(cfg["out"] or f"runs/{cfg['config_name']}-seed{seed}")
+    cfg = {**cfg, "out": str(out)}
+    set_seed(seed)
+    t0 = time.time()
+    data = build_task(cfg)
+    prep = time.time() - t0
+    set_seed(seed)
+    name, kwargs = model_kwargs(cfg, data)
+    model = create_model(name, **kwargs)
+    trainer = Trainer(model, data, cfg["train"], seed=seed)
+    summary = trainer.fit()
+    metrics, raw = trainer.evaluate()
+    metrics.update({f"train.{k}": v for k, v in summary.items()})
+    metrics["prepare_seconds"] = prep
+    metrics["n_params"] = sum(p.numel() for p in model.parameters())
+    if trainer.rank == 0:
+        save_config(cfg, out / "config.yaml")
+        (out / "split.json").write_text(data.split_json + "\n")
+        (out / "history.json").write_text(json.dumps(trainer.history, indent=1))
+        report.write_metrics_json(metrics, out / "metrics.json")
+        save_checkpoint(out / "model.pt", model, config=cfg, model_name=name, model_config=kwargs,
+                        encoder_id=data.encoder_id, data_version=data.data_version)
+        if "test" in raw:
+            true, pred, groups = raw["test"]
+            lat = data.kind == "latency"
+            report.scatter_plot(true, pred, out / "test_scatter.png", f"{cfg['config_name']} (test)",
+                                log=lat, groups=groups if lat else None)
+            if lat:
+                per = {k.split(".")[2]: v for k, v in metrics.items()
+                       if k.startswith("test.per_device.") and k.endswith(".spearman")}
+                report.error_bar_plot(per, out / "test_per_device_spearman.png",
+                                      "zero-shot Spearman per test device", "Spearman rho")
+    return metrics
+
+
+__all__ = [
+    "Trainer", "dist_setup", "model_kwargs", "pairwise_rank_loss", "run_experiment", "set_seed",
+    "to_model_space",
+]

@@ -1,0 +1,188 @@
+"""LeDG-Former invariants: batching, padding, permutation, gradients, positivity, overfitting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ledgformer.errors import LedgformerError
+from ledgformer.graph.builder import GraphBuilder
+from ledgformer.model import HardwareBatch, TextTable, collate, create_model, graph_tensors, list_models
+from ledgformer.model.features import NODE_FEATURES, REL, relations
+
+torch.set_num_threads(1)
+TEXT_DIM = 16
+
+
+def _net(width: int, depth: int, branch: bool) -> GraphBuilder:
+    b = GraphBuilder(name=f"net{width}-{depth}-{branch}")
+    x = b.input((1, 3, 16, 16))
+    x = b.act(b.batchnorm(b.conv(x, width, 3)))
+    for i in range(depth):
+        y = b.conv(x, width, 3 if i % 2 else 1)
+        x = b.eltwise([x, b.act(y)]) if branch else b.act(y)
+    x = b.flatten(b.global_pool(x))
+    b.linear(x, 10)
+    return b
+
+
+def graphs(n: int) -> list:
+    return [_net(8 * (1 + i % 4), 1 + i % 5, bool(i % 2)).build() for i in range(n)]
+
+
+def _texts(g) -> list[str]:
+    return [f"{nd.op} {nd.output_shapes[0] if nd.output_shapes else ''}" for nd in g.nodes]
+
+
+@pytest.fixture(scope="module")
+def data():
+    table = TextTable()
+    items = [graph_tensors(g, table, texts=_texts) for g in graphs(16)]
+    emb = torch.randn(len(table.texts()), TEXT_DIM, generator=torch.Generator().manual_seed(0))
+    hw = HardwareBatch(torch.randn(16, TEXT_DIM), torch.randn(16, 47))
+    return items, emb, hw
+
+
+def _model(task: str = "latency", **kw) -> torch.nn.Module:
+    torch.manual_seed(0)
+    m = create_model("ledgformer", task=task, d_model=16, n_layers=2, n_heads=2, text_dim=TEXT_DIM,
+                     hw_text_dim=TEXT_DIM, use_hardware=task == "latency", **kw)
+    return m.eval()
+
+
+def test_registry_lists_ledgformer_and_rejects_unknown_keys() -> None:
+    assert "ledgformer" in list_models()
+    with pytest.raises(LedgformerError, match="bogus"):
+        create_model("ledgformer", bogus=1)
+    with pytest.raises(LedgformerError, match="unknown model"):
+        create_model("nope")
+
+
+def test_relations_hand_checked() -> None:
+    b = GraphBuilder()
+    x = b.input((1, 4, 8, 8))  # 0
+    y = b.act(x)  # 1
+    z = b.act(x)  # 2
+    w = b.eltwise([y, z])  # 3
+    b.act(w)  # 4
+    rel = relations(b.build())
+    assert rel[1, 0] == REL["parent"] and rel[0, 1] == REL["child"]
+    assert rel[1, 2] == REL["sibling"]
+    assert rel[3, 0] == REL["grandparent"] and rel[0, 3] == REL["grandchild"]
+    assert rel[4, 0] == REL["ancestor"] and rel[0, 4] == REL["descendant"]
+    assert rel[2, 2] == REL["self"]
+    b2 = GraphBuilder()
+    p, q = b2.input((1, 2), "a"), b2.input((1, 2), "b")
+    b2.act(p)
+    b2.act(q)
+    assert relations(b2.build())[2, 3] == REL["unrelated"]
+
+
+def test_node_features_are_finite_and_sized(data) -> None:
+    items, _, _ = data
+    for g in items:
+        assert g.num.shape == (len(g), len(NODE_FEATURES))
+        assert np.isfinite(g.num).all() and np.abs(g.num).max() < 5
+
+
+@pytest.mark.parametrize("task", ["latency", "accuracy"])
+def test_alone_equals_padded_batch(data, task) -> None:
+    items, emb, hw = data
+    m = _model(task)
+    h = hw if task == "latency" else None
+    batch = m(collate(items, emb), h)
+    for k in (0, 5, 11):
+        alone = m(collate([items[k]], emb), h.index(torch.tensor([k])) if h else None)
+        assert torch.allclose(alone, batch[k:k + 1], atol=1e-5)
+
+
+def test_permutation_invariance(data) -> None:
+    items, emb, hw = data
+    m = _model()
+    rng = np.random.default_rng(0)
+    g = items[7]
+    perm = rng.permutation(len(g))
+    one = hw.index(torch.tensor([0]))
+    assert torch.allclose(m(collate([g], emb), one), m(collate([g.permuted(perm)], emb), one), atol=1e-5)
+
+
+def test_padding_gets_no_attention(data) -> None:
+    items, emb, hw = data
+    m = _model()
+    batch = collate(items, emb)
+    ref = m(batch, hw)
+    pad = ~batch.mask
+    assert pad.any()
+    batch.num[pad] = 1e3 * torch.randn(int(pad.sum()), len(NODE_FEATURES))
+    batch.op[pad] = 5
+    batch.text_ids[pad] = 1
+    batch.rel[pad[:, :, None].expand_as(batch.rel)] = REL["parent"]
+    batch.rel[pad[:, None, :].expand_as(batch.rel)] = REL["child"]
+    assert torch.allclose(m(batch, hw), ref, atol=1e-5)
+
+
+def test_gradients_reach_dynamic_bias(data) -> None:
+    items, emb, hw = data
+    m = _model().train()
+    m(collate(items, emb), hw).sum().backward()
+    for blk in m.blocks:
+        assert blk.bias.pair.weight.grad is not None and blk.bias.pair.weight.grad.abs().sum() > 0
+        assert blk.bias.table.grad.abs().sum() > 0
+    assert not hasattr(_model(dynamic_bias=False).blocks[0].bias, "pair")
+
+
+def test_dynamic_bias_depends_on_states(data) -> None:
+    """The bias of a pair changes when the node states change (it is not a fixed adjacency)."""
+    items, emb, _ = data
+    blk = _model().blocks[0]
+    rel = collate(items[:1], emb).rel
+    h = torch.randn(1, rel.shape[1], 16)
+    assert not torch.allclose(blk.bias(h, rel), blk.bias(2 * h, rel))
+
+
+def test_latency_positive_and_needs_hardware(data) -> None:
+    items, emb, hw = data
+    m = _model()
+    with torch.no_grad():
+        m.blocks[0].proj.bias.fill_(-50.0)
+    assert (m.predict(collate(items, emb), hw) > 0).all()
+    with pytest.raises(LedgformerError, match="hardware"):
+        m(collate(items, emb), None)
+
+
+def test_hardware_text_off_ignores_card_text(data) -> None:
+    items, emb, hw = data
+    m = _model(hardware_text=False)
+    other = HardwareBatch(torch.randn_like(hw.text), hw.feat)
+    assert torch.allclose(m(collate(items, emb), hw), m(collate(items, emb), other))
+
+
+def test_tiny_model_overfits_16_graphs(data) -> None:
+    items, emb, hw = data
+    torch.manual_seed(0)
+    m = _model().train()
+    batch = collate(items, emb)
+    y = torch.log(torch.tensor([float(g.glob[0] * 10 + (i % 3)) for i, g in enumerate(items)]))
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(150):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(m(batch, hw), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0]
+
+
+@pytest.mark.parametrize("hw_layers", [0, 1])
+def test_shared_encoding_serves_every_device(data, hw_layers) -> None:
+    """With the card in the last blocks only, one graph encoding is read out per device."""
+    items, emb, hw = data
+    m = _model(hw_layers=hw_layers)
+    batch = collate(items[:4], emb)
+    rows = torch.tensor([0, 0, 1, 3, 3, 3])
+    shared = m(batch, hw.index(torch.arange(6)), graph_index=rows)
+    plain = m(batch.index(rows), hw.index(torch.arange(6)))
+    assert torch.allclose(shared, plain, atol=1e-5)
+    assert not torch.allclose(shared[3], shared[4])  # same graph, different card

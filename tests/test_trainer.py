@@ -1,0 +1,158 @@
+"""Trainer, config and checkpoint: selection on valid only, outputs, overrides, version checks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ledgformer.errors import LedgformerError
+from ledgformer.graph.builder import GraphBuilder
+from ledgformer.model import HardwareBatch, TextTable, create_model, graph_tensors
+from ledgformer.train.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from ledgformer.train.config import DEFAULTS, load_config
+from ledgformer.train.tasks import TaskData
+from ledgformer.train.trainer import Trainer, model_kwargs, pairwise_rank_loss
+
+torch.set_num_threads(1)
+
+
+def _graph(width: int, depth: int):
+    b = GraphBuilder()
+    x = b.input((1, 3, 8, 8))
+    for _ in range(depth):
+        x = b.act(b.conv(x, width, 3))
+    b.linear(b.flatten(b.global_pool(x)), 10)
+    return b.build()
+
+
+def synthetic_task(kind: str = "latency", n_graphs: int = 24, seed: int = 0) -> TaskData:
+    """Latency ~ MACs scaled per device (2 devices), or accuracy ~ depth; tiny and fast."""
+    table = TextTable()
+    graphs = [_graph(4 * (1 + i % 4), 1 + (i // 4) % 6) for i in range(n_graphs)]
+    items = [graph_tensors(g, table, texts=lambda g: [n.op for n in g.nodes]) for g in graphs]
+    emb = torch.randn(len(table.texts()), 8, generator=torch.Generator().manual_seed(seed))
+    macs = np.asarray([g.macs for g in graphs], float)
+    if kind == "latency":
+        graph_row = np.concatenate([np.arange(n_graphs), np.arange(n_graphs)])
+        device_row = np.repeat([0, 1], n_graphs)
+        target = np.where(device_row == 0, 1e-4 * macs[graph_row] + 1, 3e-4 * macs[graph_row] + 0.5)
+        gen = torch.Generator().manual_seed(seed + 1)
+        hw = HardwareBatch(torch.randn(2, 8, generator=gen), torch.randn(2, 47, generator=gen))
+        devices = ["dev/a", "dev/b"]
+    else:
+        graph_row, device_row = np.arange(n_graphs), np.full(n_graphs, -1)
+        target = np.asarray([50 + 5 * (1 + (i // 4) % 6) + i % 4 for i in range(n_graphs)], float)
+        hw, devices = None, []
+    m = graph_row.size
+    parts = {"train": np.arange(0, m, 2), "valid": np.arange(1, m, 4), "test": np.arange(3, m, 4)}
+    return TaskData(kind, items, [str(i) for i in range(n_graphs)], emb, graph_row, device_row, target,
+                    devices, hw, parts, "test-encoder", macs, {"benchmark": "synthetic"}, "{}")
+
+
+TCFG = {**DEFAULTS["train"], "epochs": 25, "batch_size": 16, "lr": 3e-3, "progress": False, "patience": 100,
+        "eval_batch_size": 64}
+SMALL = {"d_model": 16, "n_layers": 2, "n_heads": 2}
+
+
+def _trainer(kind: str, **tcfg) -> Trainer:
+    data = synthetic_task(kind)
+    torch.manual_seed(0)
+    name, kw = model_kwargs({"model": {"name": "ledgformer", **SMALL}}, data)
+    return Trainer(create_model(name, **kw), data, {**TCFG, **tcfg}, seed=0)
+
+
+def test_fit_learns_latency_and_reports_per_device() -> None:
+    tr = _trainer("latency", rank_weight=0.5, epochs=60)
+    summary = tr.fit()
+    assert summary["best_epoch"] >= 0 and tr.history[-1]["loss"] < tr.history[0]["loss"]
+    metrics, raw = tr.evaluate()
+    assert metrics["test.spearman"] > 0.8
+    assert {"test.per_device.a.spearman", "test.per_device.b.flops_spearman", "valid.mape"} <= set(metrics)
+    pred = raw["test"][1]
+    assert (pred > 0).all()
+
+
+def test_selection_uses_valid_only() -> None:
+    """Scrambling the test targets changes nothing about training or the chosen epoch."""
+    a = _trainer("accuracy", epochs=10)
+    b = _trainer("accuracy", epochs=10)
+    test = b.data.parts["test"]
+    b.data.target[test] = np.random.default_rng(1).permutation(b.data.target[test])
+    sa, sb = a.fit(), b.fit()
+    assert sa["best_epoch"] == sb["best_epoch"]
+    assert np.allclose(a.predict(a.data.parts["test"]), b.predict(b.data.parts["test"]))
+
+
+def test_rank_loss_hand_checked() -> None:
+    pred = torch.tensor([0.0, 1.0, 5.0])
+    y = torch.tensor([0.0, 2.0, 1.0])
+    grp = torch.tensor([0, 0, 1])
+    # one same-group pair with y1 > y0: softplus(-(1 - 0))
+    assert pairwise_rank_loss(pred, y, grp, 0.0).item() == pytest.approx(float(np.log1p(np.exp(-1.0))))
+
+
+def test_config_overrides_and_unknown_keys(tmp_path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("task: help-latency\ntrain:\n  epochs: 3\nmodel:\n  d_model: 8\n")
+    cfg = load_config(path, ["seed=4", "train.lr=1e-2", "model.n_layers=1", "data.eval_all=false"])
+    assert cfg["seed"] == 4 and cfg["train"]["lr"] == 0.01 and cfg["train"]["epochs"] == 3
+    assert cfg["model"] == {"name": "ledgformer", "d_model": 8, "n_layers": 1}
+    assert cfg["data"]["eval_all"] is False and cfg["config_name"] == "c"
+    with pytest.raises(LedgformerError, match=r"train\.epoch"):
+        load_config(path, ["train.epoch=3"])
+    with pytest.raises(LedgformerError, match="key=value"):
+        load_config(path, ["seed"])
+    with pytest.raises(LedgformerError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_checkpoint_round_trip_and_mismatch(tmp_path) -> None:
+    tr = _trainer("latency", epochs=2)
+    tr.fit()
+    idx = tr.data.parts["test"]
+    before = tr.predict(idx)
+    kw = model_kwargs({"model": {"name": "ledgformer", **SMALL}}, tr.data)[1]
+    path = save_checkpoint(tmp_path / "m.pt", tr.model, config={"seed": 0}, model_name="ledgformer",
+                           model_config=kw, encoder_id="test-encoder", data_version={"split": "abc"})
+    model, _ = load_checkpoint(path, encoder_id="test-encoder", data_version={"split": "abc"})
+    tr2 = Trainer(model, tr.data, TCFG)
+    assert np.array_equal(tr2.predict(idx), before)
+    with pytest.raises(LedgformerError, match=r"encoder_id.*other-encoder"):
+        load_checkpoint(path, encoder_id="other-encoder")
+    with pytest.raises(LedgformerError, match=r"data\.split"):
+        load_checkpoint(path, encoder_id="test-encoder", data_version={"split": "xyz"})
+    ckpt = read_checkpoint(path)
+    ckpt["versions"]["ir_version"] = -1
+    torch.save(ckpt, tmp_path / "old.pt")
+    with pytest.raises(LedgformerError, match="ir_version"):
+        load_checkpoint(tmp_path / "old.pt")
+
+
+def test_shared_graph_encoding_equals_plain_forward() -> None:
+    """Encoding a graph once and reading it out per device equals one forward per example."""
+    tr = _trainer("latency", epochs=1)
+    tr.model.eval()
+    idx = np.arange(tr.data.graph_row.size)
+    shared = tr.predict(idx)
+    tr.shares = False
+    assert np.allclose(shared, tr.predict(idx), rtol=1e-5)
+
+
+def test_run_experiment_writes_outputs(tmp_path, monkeypatch) -> None:
+    from ledgformer.train import trainer as trainer_mod
+
+    monkeypatch.setattr("ledgformer.train.tasks.build_task", lambda cfg: synthetic_task("latency"))
+    cfg = load_config(None, ["task=help-latency", f"out={tmp_path / 'run'}", "train.epochs=2",
+                             "train.progress=false", "train.threads=1", "model.d_model=16",
+                             "model.n_layers=1", "model.n_heads=2"])
+    metrics = trainer_mod.run_experiment(cfg)
+    out = tmp_path / "run"
+    for f in ("metrics.json", "config.yaml", "split.json", "model.pt", "test_scatter.png",
+              "test_per_device_spearman.png"):
+        assert (out / f).is_file(), f
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["test.spearman"] == pytest.approx(metrics["test.spearman"], rel=1e-4)
+    assert load_config(out / "config.yaml")["train"]["epochs"] == 2
