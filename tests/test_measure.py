@@ -76,11 +76,18 @@ def test_repeat_lands_within_the_reported_spread(tiny_onnx):
     """Two series on the same model and machine: the second median falls inside the first's
     [q1, q3] widened by the second's IQR plus 25% of the median. The margin covers load shifts
     between series on a shared machine; a real bug (session set-up timed, wrong units, a cold
-    first series) moves the median by far more."""
-    a = measure(tiny_onnx, warmup=5, repeat=30, max_rel_iqr=0.3)
-    b = measure(tiny_onnx, warmup=5, repeat=30, max_rel_iqr=0.3)
-    margin = b.iqr_ms + 0.25 * a.median_ms
-    assert a.q1_ms - margin <= b.median_ms <= a.q3_ms + margin
+    first series) moves the median by far more.
+    Up to three pairs: a burst from another process can spoil one pair (the tiny model runs in
+    ~0.1 ms), a systematic error spoils all three."""
+    misses = []
+    for _ in range(3):
+        a = measure(tiny_onnx, warmup=20, repeat=60, max_rel_iqr=0.3)
+        b = measure(tiny_onnx, warmup=20, repeat=60, max_rel_iqr=0.3)
+        margin = b.iqr_ms + 0.25 * a.median_ms
+        if a.q1_ms - margin <= b.median_ms <= a.q3_ms + margin:
+            return
+        misses.append((a.q1_ms, a.median_ms, a.q3_ms, b.median_ms, b.iqr_ms))
+    pytest.fail(f"repeat fell outside the reported spread three times: {misses}")
 
 
 def _fake_timer(durations_ms):
