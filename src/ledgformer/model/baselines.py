@@ -22,7 +22,7 @@ from ledgformer.errors import LedgformerError
 from ledgformer.hardware import FEATURE_NAMES
 from ledgformer.model import classical
 from ledgformer.model.features import GRAPH_FEATURES, N_OPS, NODE_FEATURES, REL, Batch, HardwareBatch
-from ledgformer.model.registry import Predictor, register_model
+from ledgformer.model.registry import PredictorModel, register_model
 
 #: card features reach ~11 (log2 of compute units); this keeps network inputs near [0, 3]
 HW_SCALE = 0.25
@@ -54,7 +54,7 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-class NeuralBaseline(Predictor):
+class NeuralBaseline(PredictorModel):
     """Shared parts: task check, node encoder, head over [graph vector, glob, card embedding].
 
     Subclasses accept ``text_dim`` / ``hw_text_dim`` because the trainer passes them to every

@@ -26,7 +26,7 @@ from ledgformer.errors import LedgformerError
 from ledgformer.graph.ops import OP_TYPES
 from ledgformer.hardware import FEATURE_NAMES
 from ledgformer.model.features import GRAPH_FEATURES, N_OPS, NODE_FEATURES, REL, Batch, HardwareBatch
-from ledgformer.model.registry import Predictor, register_model
+from ledgformer.model.registry import PredictorModel, register_model
 
 #: node features summed per op type: (name in NODE_FEATURES, log scale used by node_features)
 _COST_SUMS: tuple[tuple[str, float], ...] = (
@@ -115,7 +115,7 @@ def check_task(task: str) -> str:
     return task
 
 
-class ClosedForm(Predictor):
+class ClosedForm(PredictorModel):
     """Base of the non-gradient baselines (see the module docstring for the trainer API).
 
     ``text_dim`` / ``hw_text_dim`` are accepted because the trainer passes them to every model;

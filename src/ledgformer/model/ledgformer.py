@@ -38,7 +38,7 @@ from ledgformer.model.features import (
     Batch,
     HardwareBatch,
 )
-from ledgformer.model.registry import Predictor, register_model
+from ledgformer.model.registry import PredictorModel, register_model
 
 
 @dataclass
@@ -151,7 +151,7 @@ class Block(nn.Module):
 
 
 @register_model("ledgformer")
-class LeDGFormer(Predictor):
+class LeDGFormer(PredictorModel):
     """The LeDG-Former predictor (see module docstring); config keys = ``LeDGFormerConfig``."""
 
     shares_graphs = True

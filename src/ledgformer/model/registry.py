@@ -1,6 +1,6 @@
 """Model registry: every predictor (LeDG-Former and the baselines) is created by name from a config.
 
-A model is an ``nn.Module`` subclassing :class:`Predictor`: ``forward(batch, hw)`` returns one
+A model is an ``nn.Module`` subclassing :class:`PredictorModel`: ``forward(batch, hw)`` returns one
 value per graph in *model space* (log-milliseconds for latency, standardised accuracy), and
 ``predict`` maps it to the target's unit. ``hw`` is a ``HardwareBatch`` or None (accuracy tasks).
 """
@@ -20,7 +20,7 @@ M = TypeVar("M", bound=type[nn.Module])
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 
-class Predictor(nn.Module):
+class PredictorModel(nn.Module):
     """Base class: ``task`` is "latency" (outputs log-ms; ``predict`` = exp) or "accuracy"."""
 
     task: str = "accuracy"
@@ -89,4 +89,4 @@ def create_model(name: str, **cfg: Any) -> nn.Module:
         raise LedgformerError(f"model '{name}': bad config ({err})") from err
 
 
-__all__ = ["Predictor", "create_model", "list_models", "register_model"]
+__all__ = ["PredictorModel", "create_model", "list_models", "register_model"]

@@ -68,12 +68,16 @@ def finetune_checkpoint(path: str | Path, device: str, shots: int, *, steps: int
     if shots > 0:
         idx = data.parts["shots"]
         y = torch.as_tensor(np.log(data.target[idx]), dtype=torch.float32)
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-        model.train()
-        for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
-            F.mse_loss(trainer._forward(idx, model), y).backward()
-            opt.step()
+        if trainer.closed_form:  # FLOPs scale / GBDT: refit on the K samples of this device
+            trainer.data.parts["train"] = idx
+            trainer.fit()
+        else:
+            opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+            model.train()
+            for _ in range(steps):
+                opt.zero_grad(set_to_none=True)
+                F.mse_loss(trainer._forward(idx, model), y).backward()
+                opt.step()
         after, _ = trainer.evaluate(("test",))
         result.update(spearman=after["test.spearman"], mape=after["test.mape"],
                       kendall_tau=after["test.kendall_tau"])

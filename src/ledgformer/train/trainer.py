@@ -72,7 +72,8 @@ class Trainer:
             if torch.cuda.is_available() else torch.device("cpu")
         self.model = model.to(self.device)
         self.ddp: nn.Module = self.model
-        if self.world > 1:
+        self.closed_form = bool(getattr(model, "closed_form", False))  # fitted once, no gradients
+        if self.world > 1 and not self.closed_form:
             self.ddp = nn.parallel.DistributedDataParallel(self.model)
         self.table = data.text_table.to(self.device)
         self.hw = data.hw.to(self.device) if data.hw is not None else None
@@ -105,7 +106,27 @@ class Trainer:
         return [order[i:i + bs] for i in range(0, order.size, bs)]
 
     # ---- training ----------------------------------------------------------------------------
+    def _fit_closed_form(self) -> dict[str, Any]:
+        """One ``fit_batches`` pass over the train part (FLOPs scale, GBDT): no epochs, no optimiser."""
+        d = self.data
+        y_all = to_model_space(d.kind, d.target)
+
+        def batches() -> Any:
+            for gb in self._epoch_batches(0):
+                hw = None if self.hw is None else self.hw.index(torch.as_tensor(d.device_row[gb]))
+                yield collate([d.items[r] for r in d.graph_row[gb]], self.table), hw, torch.as_tensor(y_all[gb])
+
+        t0 = time.time()
+        self.model.fit_batches(batches())
+        elapsed = time.time() - t0
+        self.best_epoch = 0
+        return {"best_epoch": 0, "epochs_run": 0, "train_seconds": elapsed,
+                "train_graphs_per_s": d.parts["train"].size / max(elapsed, 1e-9),
+                "best_valid_score": self.valid_score()}
+
     def fit(self) -> dict[str, Any]:
+        if self.closed_form:
+            return self._fit_closed_form()
         d, c = self.data, self.cfg
         y_all = to_model_space(d.kind, d.target)
         y_train = y_all[d.parts["train"]]
