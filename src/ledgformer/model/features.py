@@ -95,14 +95,16 @@ def relations(graph: ArchGraph) -> np.ndarray:
     par = np.zeros((n, n), dtype=bool)  # par[i, j]: j is a parent of i
     for s, d in graph.edges:
         par[d, s] = True
-    anc = par.copy()  # anc[i, j]: j is an ancestor of i (nodes are in topological order)
+    chi = np.ascontiguousarray(par.T)  # chi[i, j]: j is a child of i
+    # anc[i, j]: j is an ancestor of i (nodes are in topological order); row loops, not float
+    # matmuls: BLAS threads on tiny matrices made this 6x slower on a busy machine
+    anc, grand, sib = par.copy(), np.zeros_like(par), np.zeros_like(par)
     parents = graph.parents()
     for i in range(n):
         if parents[i]:
             anc[i] |= anc[parents[i]].any(axis=0)
-    pf = par.astype(np.float32)
-    grand = (pf @ pf) > 0
-    sib = (pf @ pf.T) > 0
+            grand[i] = par[parents[i]].any(axis=0)
+            sib[i] = chi[parents[i]].any(axis=0)
     rel = np.full((n, n), REL["unrelated"], dtype=np.int8)
     for mask, name in ((anc.T, "descendant"), (anc, "ancestor"), (sib, "sibling"),
                        (grand.T, "grandchild"), (grand, "grandparent"), (par.T, "child"),
