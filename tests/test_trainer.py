@@ -86,6 +86,17 @@ def test_selection_uses_valid_only() -> None:
     assert np.allclose(a.predict(a.data.parts["test"]), b.predict(b.data.parts["test"]))
 
 
+def test_ema_selects_averaged_weights() -> None:
+    """With train.ema the validated weights are the moving average, and they end up in the model."""
+    tr = _trainer("latency", epochs=4, eval_every=4, ema=0.5)  # validated once, at the end
+    summary = tr.fit()
+    assert tr.eval_model is tr.model and summary["best_epoch"] == 3
+    assert np.isclose(tr.valid_score(), summary["best_valid_score"])
+    plain = _trainer("latency", epochs=4, eval_every=4)
+    plain.fit()
+    assert not np.allclose(tr.predict(tr.data.parts["test"]), plain.predict(plain.data.parts["test"]))
+
+
 def test_rank_loss_hand_checked() -> None:
     pred = torch.tensor([0.0, 1.0, 5.0])
     y = torch.tensor([0.0, 2.0, 1.0])

@@ -20,7 +20,7 @@ from ledgformer.errors import LedgformerError
 #: every known key with its default; ``model`` is free-form (checked by the model's own config)
 DEFAULTS: dict[str, Any] = {
     "config_name": None,  # the config file's stem (set on load)
-    "task": "nb201-accuracy",  # nb201-accuracy | help-latency
+    "task": "nb201-accuracy",  # nb201-accuracy | help-latency | latency
     "seed": 0,
     "out": None,  # run folder (default runs/<config name>-seed<S>)
     "data": {
@@ -34,6 +34,14 @@ DEFAULTS: dict[str, Any] = {
         "n_train_archs": 3000,  # help-latency: archs per training device (outside the eval range)
         "eval_all": True,  # help-latency: also evaluate every arch on the test devices
         "shots": 0,  # help-latency: K measured archs per test device from HELP's pool (part "shots")
+        # latency: data.benchmark is a name or a list ("embedded" = the data set in the package)
+        "split": "family",  # latency: family | device | random (graph-level, seeded)
+        "test_family": None,  # latency, split=family: the held-out family
+        "valid_family": None,  # latency, split=family: a validation family (None: valid_fraction of train)
+        "test_device": None,  # latency, split=device: the held-out card (zero-shot)
+        "test_fraction": 0.2,  # latency, split=random: fraction of the graphs in test
+        "devices": None,  # latency: keep only these cards (None: all)
+        "max_graphs": None,  # latency: a seeded, family-balanced subset of the graphs (quick runs)
     },
     "features": {"encoder": "minilm"},
     "model": {"name": "ledgformer"},
@@ -48,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
         "rank_weight": 0.0,  # weight of the pairwise ranking loss
         "rank_margin": 0.0,
         "grad_clip": 1.0,
+        "ema": 0.0,  # > 0: decay of an exponential moving average of the weights, used for selection
         "eval_every": 1,
         "eval_batch_size": 256,
         "threads": 2,

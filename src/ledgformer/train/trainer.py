@@ -71,6 +71,7 @@ class Trainer:
         self.device = torch.device("cuda", self.rank % torch.cuda.device_count()) \
             if torch.cuda.is_available() else torch.device("cpu")
         self.model = model.to(self.device)
+        self.eval_model: nn.Module = self.model  # the weights that are validated (EMA copy if on)
         self.ddp: nn.Module = self.model
         self.closed_form = bool(getattr(model, "closed_form", False))  # fitted once, no gradients
         if self.world > 1 and not self.closed_form:
@@ -114,7 +115,8 @@ class Trainer:
         def batches() -> Any:
             for gb in self._epoch_batches(0):
                 hw = None if self.hw is None else self.hw.index(torch.as_tensor(d.device_row[gb]))
-                yield collate([d.items[r] for r in d.graph_row[gb]], self.table), hw, torch.as_tensor(y_all[gb])
+                batch = collate([d.items[r] for r in d.graph_row[gb]], self.table)
+                yield batch, hw, torch.as_tensor(y_all[gb])
 
         t0 = time.time()
         self.model.fit_batches(batches())
@@ -135,6 +137,12 @@ class Trainer:
         loc, scale = float(y_train.mean()), float(max(y_train.std(), 1e-6))
         opt = torch.optim.AdamW(self.model.parameters(), lr=float(c["lr"]),
                                 weight_decay=float(c["weight_decay"]))
+        ema = None
+        if float(c["ema"]) > 0:  # validate/select an exponential moving average of the weights
+            ema = torch.optim.swa_utils.AveragedModel(
+                self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(float(c["ema"])),
+                use_buffers=True)
+            self.eval_model = ema.module
         epochs = int(c["epochs"])
         steps = epochs * len(self._epoch_batches(0))
         warm = max(1, int(float(c["warmup_frac"]) * steps))
@@ -166,6 +174,8 @@ class Trainer:
                         nn.utils.clip_grad_norm_(self.model.parameters(), float(c["grad_clip"]))
                     opt.step()
                     sched.step()
+                    if ema is not None:
+                        ema.update_parameters(self.model)
                     losses.append(loss.item())
                     n_seen += gb.size
                 row = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.time() - t0}
@@ -173,7 +183,7 @@ class Trainer:
                     row["valid_score"] = self.valid_score()
                     if row["valid_score"] > best:
                         best, bad, self.best_epoch = row["valid_score"], 0, epoch
-                        best_state = copy.deepcopy(self.model.state_dict())
+                        best_state = copy.deepcopy(self.eval_model.state_dict())
                     else:
                         bad += int(c["eval_every"])
                 self.history.append(row)
@@ -182,6 +192,7 @@ class Trainer:
                     break
         if best_state is not None:
             self.model.load_state_dict(best_state)
+        self.eval_model = self.model
         elapsed = time.time() - t0
         return {"best_epoch": self.best_epoch, "epochs_run": len(self.history), "train_seconds": elapsed,
                 "train_graphs_per_s": n_seen / max(elapsed, 1e-9), "best_valid_score": best}
@@ -190,14 +201,14 @@ class Trainer:
     @torch.no_grad()
     def predict(self, idx: np.ndarray) -> np.ndarray:
         """Predictions in the target's unit (ms or %) for examples ``idx``, in that order."""
-        self.model.eval()
+        self.eval_model.eval()
         rows = self.data.graph_row[idx]
         order = np.argsort(rows, kind="stable")
         out = np.empty(idx.size)
         bs = int(self.cfg["eval_batch_size"])
         for s in range(0, idx.size, bs):
             part = order[s:s + bs]
-            out[part] = self._forward(idx[part], self.model).double().cpu().numpy()
+            out[part] = self._forward(idx[part], self.eval_model).double().cpu().numpy()
         return np.exp(out) if self.data.kind == "latency" else out
 
     def valid_score(self) -> float:
@@ -237,6 +248,10 @@ class Trainer:
                     metrics[f"{part}.per_device.{name}.flops_spearman"] = spearman(true[sel], macs[sel])
                 mean_rho = float(np.mean([r["spearman"] for r in per.values()]))
                 metrics[f"{part}.mean_device_spearman"] = mean_rho
+                families = getattr(self.data, "families", None)  # LatencyTaskData: family per example
+                if families is not None:
+                    for fam, rep in grouped_report(true, pred, families(idx)).items():
+                        metrics.update({f"{part}.per_family.{fam}.{k}": v for k, v in rep.items()})
         return metrics, raw
 
 
