@@ -225,6 +225,18 @@ class LeDGFormer(PredictorModel):
 
     def decode(self, x: torch.Tensor, batch: Batch, hw: HardwareBatch | None) -> torch.Tensor:
         """The hardware blocks and the readout on ``encode``'s states (rows may repeat a graph)."""
+        out, score = self.decode_parts(x, batch, hw)
+        if score is not None:
+            out = out + torch.logsumexp(score, dim=1)
+        return self.unscale(out)
+
+    def decode_parts(self, x: torch.Tensor, batch: Batch,
+                     hw: HardwareBatch | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(graph-level term [B], per-node scores [B, N] or None), before ``unscale``.
+
+        With the sum readout the prediction is ``unscale(term + logsumexp(scores))``, so
+        ``softmax(scores)`` is each node's share of the predicted cost (padding scores are -inf).
+        """
         t = 1
         if self.has_hw:
             if hw is None:
@@ -240,11 +252,40 @@ class LeDGFormer(PredictorModel):
         mean = (nodes * m).sum(1) / m.sum(1).clamp(min=1.0)
         pooled = [x[:, 0], mean] + ([x[:, 1]] if self.has_hw else [])
         out = self.graph_head(torch.cat(pooled, dim=-1)).squeeze(-1)
-        if self.node_head is not None:
-            feats = torch.cat([nodes, x[:, 1:2].expand_as(nodes)], -1) if self.has_hw else nodes
-            score = self.node_head(feats).squeeze(-1).masked_fill(~batch.mask, float("-inf"))
-            out = out + torch.logsumexp(score, dim=1)
-        return self.unscale(out)
+        if self.node_head is None:
+            return out, None
+        feats = torch.cat([nodes, x[:, 1:2].expand_as(nodes)], -1) if self.has_hw else nodes
+        return out, self.node_head(feats).squeeze(-1).masked_fill(~batch.mask, float("-inf"))
+
+    # ---- late fusion, split: ranking a space for many devices ----------------------------------
+    def late_fusion_parts(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The device-independent part of ``decode`` when ``hw_layers == 0`` (card only in the readout).
+
+        The readout's first layers are linear in concatenations (node, card) and (global, mean,
+        card), so their node and graph parts are computed once per graph here: returns
+        (graph part [B, d], node part [B, N, d]) for ``late_fusion_readout``. ``x``: ``encode``'s
+        states, ``mask`` the node mask.
+        """
+        if not self.has_hw or self.config.hw_layers or self.node_head is None:
+            raise LedgformerError("late_fusion_parts needs a latency model with hw_layers=0, sum readout")
+        d = self.config.d_model
+        x = self.ln_f(x)
+        nodes, m = x[:, 1:], mask[..., None].to(x.dtype)
+        mean = (nodes * m).sum(1) / m.sum(1).clamp(min=1.0)
+        g, n = self.graph_head[0], self.node_head[0]
+        graph = x[:, 0] @ g.weight[:, :d].T + mean @ g.weight[:, d:2 * d].T + g.bias
+        return graph, nodes @ n.weight[:, :d].T + n.bias
+
+    def late_fusion_readout(self, graph: torch.Tensor, node: torch.Tensor, mask: torch.Tensor,
+                            hw: HardwareBatch) -> torch.Tensor:
+        """``decode`` from ``late_fusion_parts`` and the cards (one row, or one per graph)."""
+        d = self.config.d_model
+        t = self.ln_f(self.hardware_token(hw))
+        g = graph + t @ self.graph_head[0].weight[:, 2 * d:].T
+        out = self.graph_head[2](self.graph_head[1](g)).squeeze(-1)
+        h = node + (t @ self.node_head[0].weight[:, d:].T)[:, None]
+        score = self.node_head[2](self.node_head[1](h)).squeeze(-1).masked_fill(~mask, float("-inf"))
+        return self.unscale(out + torch.logsumexp(score, dim=1))
 
     def forward(self, batch: Batch, hw: HardwareBatch | None = None,
                 graph_index: torch.Tensor | None = None) -> torch.Tensor:

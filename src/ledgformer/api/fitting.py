@@ -1,0 +1,97 @@
+"""``Predictor.fit``: user (arch, target[, card]) examples -> a ``TaskData`` -> the shared Trainer.
+
+The same training loop as ``ledgformer train`` (AdamW, warm-up + cosine, selection on a held-out
+part), so a model fitted from Python behaves like one trained from a config.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ledgformer.api.batching import Featurizer
+from ledgformer.api.inputs import ModelRef
+from ledgformer.errors import LedgformerError
+from ledgformer.hardware import HardwareCard
+from ledgformer.train.tasks import TaskData
+
+#: a held-out validation part smaller than this many graphs ranks too few to select an epoch:
+#: then selection uses the training data
+MIN_VALID_GRAPHS = 5
+
+
+def train_config(train: Mapping[str, Any]) -> dict[str, Any]:
+    """The training defaults of ``ledgformer train`` with ``train`` applied (unknown keys: error)."""
+    from ledgformer.train.config import DEFAULTS
+
+    tcfg = copy.deepcopy(DEFAULTS["train"])
+    unknown = sorted(set(train) - set(tcfg))
+    if unknown:
+        raise LedgformerError(f"fit: unknown training option(s) {unknown}; known: {', '.join(sorted(tcfg))}")
+    tcfg["progress"] = False  # a library call: quiet unless asked
+    tcfg.update(train)
+    return tcfg
+
+
+def build_data(feat: Featurizer, refs: Sequence[ModelRef], y: np.ndarray, cards: list[HardwareCard] | None,
+               kind: str, valid_fraction: float, seed: int) -> TaskData:
+    """Examples as a ``TaskData``: one row per unique graph, one per unique card, a graph-level split."""
+    if kind == "latency" and not np.all(y > 0):
+        raise LedgformerError("fit: latency targets must be positive milliseconds")
+    if not np.all(np.isfinite(y)):
+        raise LedgformerError("fit: targets must be finite numbers")
+    keys = list(dict.fromkeys(r.key for r in refs))
+    row_of = {k: i for i, k in enumerate(keys)}
+    first = {r.key: r for r in reversed(refs)}
+    graphs = [first[k].graph() for k in keys]
+    items = feat.tensors(graphs)
+    graph_row = np.asarray([row_of[r.key] for r in refs])
+    hw, devices, device_row = None, [], np.full(len(refs), -1)
+    if cards is not None:
+        ids = {}
+        for c in cards:
+            ids.setdefault((c.name, c.to_text(), c.features().tobytes()), c)
+        uniq = list(ids.values())
+        devices = [c.name for c in uniq]
+        index = {k: i for i, k in enumerate(ids)}
+        device_row = np.asarray([index[(c.name, c.to_text(), c.features().tobytes())] for c in cards])
+        hw = feat.hardware(uniq)
+    n_graphs = len(keys)
+    order = np.random.default_rng(seed).permutation(n_graphs)
+    n_valid = round(valid_fraction * n_graphs)
+    n_valid = n_valid if n_valid >= MIN_VALID_GRAPHS else 0
+    valid_graphs = set(order[:n_valid].tolist())
+    is_valid = np.asarray([g in valid_graphs for g in graph_row])
+    examples = np.arange(len(refs))
+    train_part = examples[~is_valid]
+    parts = {"train": train_part, "valid": examples[is_valid] if n_valid else train_part}
+    return TaskData(
+        kind=kind, items=items, graph_ids=keys, text_table=feat.table(), graph_row=graph_row,
+        device_row=device_row, target=y, devices=devices, hw=hw, parts=parts, encoder_id=feat.encoder.id,
+        graph_macs=np.asarray([g.macs for g in graphs], np.float64),
+        data_version={"benchmark": "user", "n_records": len(refs), "n_graphs": n_graphs},
+    )
+
+
+def fit_model(model: torch.nn.Module, feat: Featurizer, refs: Sequence[ModelRef], y: np.ndarray,
+              cards: list[HardwareCard] | None, *, kind: str, valid_fraction: float, seed: int,
+              train: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit ``model`` in place; returns (the training config used, the trainer's summary)."""
+    from ledgformer.train.trainer import Trainer, set_seed
+
+    if not 0 <= valid_fraction < 1:
+        raise LedgformerError(f"fit: valid_fraction must be in [0, 1), got {valid_fraction}")
+    if len(refs) < 2:
+        raise LedgformerError("fit: need at least 2 examples")
+    tcfg = train_config(train)
+    data = build_data(feat, refs, y, cards, kind, valid_fraction, seed)
+    set_seed(seed)
+    summary = Trainer(model, data, tcfg, seed=seed).fit()
+    return tcfg, summary
+
+
+__all__ = ["MIN_VALID_GRAPHS", "build_data", "fit_model", "train_config"]

@@ -1,0 +1,252 @@
+"""The user API (``ledgformer.Predictor``) on tiny untrained / quickly fitted models (onehot encoder)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import ledgformer
+from ledgformer.api import Predictor, shipped_predictors
+from ledgformer.embed.encoders import OneHotEncoder
+from ledgformer.errors import LedgformerError
+from ledgformer.graph.torch_import import export_onnx
+from ledgformer.spaces import nb201
+from ledgformer.train.checkpoint import read_checkpoint
+
+ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+TINY = {"d_model": 16, "n_layers": 2, "n_heads": 2, "dyn_rank": 4}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEDGFORMER_CACHE", str(tmp_path / "cache"))
+
+
+def tiny_net() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)).eval()
+
+
+@pytest.fixture(scope="module")
+def onnx_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    path.write_bytes(export_onnx(tiny_net(), (1, 3, 16, 16)).SerializeToString())
+    return path
+
+
+def latency_predictor(hw_layers: int = 0) -> Predictor:
+    torch.manual_seed(0)
+    return Predictor.create("ledgformer", task="latency", encoder="onehot", hw_layers=hw_layers, **TINY)
+
+
+@pytest.fixture
+def lat() -> Predictor:
+    return latency_predictor()
+
+
+def test_predicts_every_input_kind(lat: Predictor, onnx_file: Path) -> None:
+    graph = nb201.network_graph(ARCH)
+    from_graph = lat.predict(graph, "help/pixel3")
+    from_string = lat.predict(ARCH, "help/pixel3")
+    from_tuple = lat.predict(nb201.str_to_naslib(ARCH), "help/pixel3")
+    from_onnx = lat.predict(str(onnx_file), "help/pixel3")
+    from_module = lat.predict(tiny_net(), "help/pixel3", input_shape=(1, 3, 16, 16))
+    for v in (from_graph, from_string, from_onnx, from_module):
+        assert isinstance(v, float) and v > 0 and np.isfinite(v)
+    # the same network by three routes, and the module that the ONNX file was exported from
+    assert from_graph == pytest.approx(from_string, rel=1e-6) == pytest.approx(from_tuple, rel=1e-6)
+    assert from_onnx == pytest.approx(from_module, rel=1e-6)
+
+
+def test_list_equals_singles_and_rank_follows_predict(lat: Predictor) -> None:
+    archs = nb201.all_arch_strings()[:12]
+    batch = lat.predict(archs, "help/pixel3")
+    fresh = latency_predictor()  # no cache: every single call featurises and encodes again
+    singles = np.array([fresh.predict(a, "help/pixel3") for a in archs])
+    assert batch.shape == (12,) and np.all(batch > 0)
+    np.testing.assert_allclose(batch, singles, rtol=1e-5)
+    order = lat.rank(archs, "help/pixel3")
+    assert sorted(order.tolist()) == list(range(12))
+    assert np.all(np.diff(batch[order]) >= 0)  # fastest first
+
+
+def test_several_cards_encode_each_graph_once(lat: Predictor, monkeypatch: pytest.MonkeyPatch) -> None:
+    archs = nb201.all_arch_strings()[:5]
+    cards = ["help/pixel3", "help/1080ti_32", "help/eyeriss"]
+    calls = []
+    encode = lat.model.encode
+    monkeypatch.setattr(lat.model, "encode", lambda batch: calls.append(len(batch)) or encode(batch))
+    table = lat.predict(archs, cards)
+    assert table.shape == (5, 3) and sum(calls) == 5
+    for j, card in enumerate(cards):  # another device: readout only, same numbers
+        np.testing.assert_allclose(lat.predict(archs, card), table[:, j], rtol=1e-6)
+    assert sum(calls) == 5
+    assert lat.predict(archs[0], cards).shape == (3,)
+
+
+def test_hardware_blocks_keep_graph_tensors() -> None:
+    """hw_layers > 0: the card token joins the last block, so decode needs the graph structure."""
+    p = latency_predictor(hw_layers=1)
+    archs = nb201.all_arch_strings()[:4]
+    both = p.predict(archs, ["help/pixel3", "help/raspi4"])
+    fresh = latency_predictor(hw_layers=1)
+    np.testing.assert_allclose(both[:, 1], [fresh.predict(a, "help/raspi4") for a in archs], rtol=1e-5)
+
+
+def test_hardware_as_dict_file_and_card(lat: Predictor, tmp_path: Path) -> None:
+    from ledgformer.hardware import load_card
+
+    card = load_card("help/pixel3")
+    path = tmp_path / "phone.yaml"
+    path.write_text("base: help/pixel3\nname: my-phone\n")
+    ref = lat.predict(ARCH, card)
+    assert lat.predict(ARCH, card.to_dict()) == pytest.approx(ref)
+    assert lat.predict(ARCH, str(path)) == pytest.approx(ref)  # same card fields: name is not read
+
+
+def test_breakdown_shares_sum_to_one(lat: Predictor) -> None:
+    graph = nb201.network_graph(ARCH)
+    rows = lat.breakdown(graph, "help/pixel3")
+    assert len(rows) == len(graph)
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0, abs=1e-6)
+    assert sum(r["ms"] for r in rows) == pytest.approx(lat.predict(graph, "help/pixel3"), rel=1e-5)
+    assert rows[0]["share"] == max(r["share"] for r in rows)
+    assert {r["index"] for r in rows} == set(range(len(graph)))
+
+
+def test_clear_errors(lat: Predictor) -> None:
+    with pytest.raises(LedgformerError, match="pass hardware="):
+        lat.predict(ARCH)
+    with pytest.raises(LedgformerError, match="unknown hardware card 'help/no_such_device'"):
+        lat.predict(ARCH, "help/no_such_device")
+    with pytest.raises(LedgformerError, match="hardware must be a card name"):
+        lat.predict(ARCH, 42)
+    with pytest.raises(LedgformerError, match="input_shape"):
+        lat.predict(tiny_net(), "help/pixel3")
+    with pytest.raises(LedgformerError, match="cannot predict for a float"):
+        lat.predict(1.5, "help/pixel3")
+    with pytest.raises(LedgformerError, match="NAS-Bench-201"):
+        lat.predict("|nor_conv_3x3~0|+|bogus~0|", "help/pixel3")
+    with pytest.raises(LedgformerError, match="single hardware card"):
+        lat.rank([ARCH], ["help/pixel3", "help/raspi4"])
+
+
+def test_unknown_predictor_lists_the_shipped_ones() -> None:
+    with pytest.raises(LedgformerError, match="unknown predictor 'no-such-predictor'") as err:
+        Predictor.load("no-such-predictor")
+    for name in shipped_predictors():
+        assert name in str(err.value)
+
+
+def test_accuracy_fit_query_rank_and_hardware_refused() -> None:
+    archs = nb201.all_arch_strings()[:40]
+    # a learnable target: accuracy grows with the number of 3x3 convolutions in the cell
+    y = np.array([50 + 8 * nb201.arch_str_to_ops(a).count("nor_conv_3x3") for a in archs], float)
+    torch.manual_seed(0)
+    p = Predictor.create("ledgformer", task="accuracy", encoder="onehot", **TINY)
+    p.fit(archs, y, epochs=60, lr=3e-3, batch_size=16, eval_every=5)
+    pred = p.query(archs)
+    assert pred.shape == (40,)
+    assert np.corrcoef(pred, y)[0, 1] > 0.9
+    order = p.rank(archs)
+    assert np.all(np.diff(pred[order]) <= 0)  # most accurate first
+    with pytest.raises(LedgformerError, match="does not depend on hardware"):
+        p.predict(ARCH, hardware="help/pixel3")
+    with pytest.raises(LedgformerError, match="unknown training option"):
+        p.fit(archs, y, epochz=3)
+    # NAS-Bench-101 cells are accepted too (as cell graphs, like the NB201 ones here)
+    cell = {"matrix": [[0, 1, 1], [0, 0, 1], [0, 0, 0]], "ops": ["input", "conv3x3-bn-relu", "output"]}
+    assert np.isfinite(p.predict(cell))
+
+
+def test_latency_fit_per_example_cards() -> None:
+    # small graphs (cells) keep it fast; latency = (1 + number of 3x3 convs) x a per-card factor
+    archs = nb201.all_arch_strings()[:24]
+    graphs = [nb201.cell_graph(a) for a in archs]
+    base = np.array([1.0 + nb201.arch_str_to_ops(a).count("nor_conv_3x3") for a in archs])
+    cards = ["help/pixel3"] * 24 + ["help/1080ti_32"] * 24
+    y = np.concatenate([3 * base, base])
+    p = latency_predictor()
+    p.fit(graphs * 2, y, hardware=cards, epochs=150, lr=3e-3, batch_size=48, valid_fraction=0)
+    fast, slow = p.predict(graphs, "help/1080ti_32"), p.predict(graphs, "help/pixel3")
+    assert np.mean(slow / fast) > 2  # it learned which card is slower (truth: 3x)
+    assert np.corrcoef(np.log(slow), np.log(3 * base))[0, 1] > 0.9
+    with pytest.raises(LedgformerError, match="one per arch"):
+        p.fit(archs, base, hardware=["help/pixel3", "help/raspi4"])
+    with pytest.raises(LedgformerError, match="positive"):
+        p.fit(archs, -base, hardware="help/pixel3")
+
+
+def test_save_load_round_trip_and_version_check(lat: Predictor, tmp_path: Path) -> None:
+    lat.devices = {"train": ["help/pixel3"], "test": ["help/pixel2"]}
+    path = lat.save(tmp_path / "tiny.pt")
+    back = Predictor.load(path)
+    assert back.task == "latency" and back.devices == lat.devices
+    assert back.predict(ARCH, "help/raspi4") == pytest.approx(lat.predict(ARCH, "help/raspi4"), rel=1e-6)
+    ckpt = read_checkpoint(path)
+    ckpt["versions"]["template_version"] = -1
+    torch.save(ckpt, tmp_path / "old.pt")
+    with pytest.raises(LedgformerError, match="template_version: checkpoint -1"):
+        Predictor.load(tmp_path / "old.pt")
+
+
+def test_cached_texts_never_run_the_encoder(lat: Predictor, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    encode = OneHotEncoder.encode
+    monkeypatch.setattr(OneHotEncoder, "encode",
+                        lambda self, texts: calls.append(len(texts)) or encode(self, texts))
+    path = lat.save(tmp_path / "tiny.pt")
+    first = Predictor.load(path).predict(ARCH, "help/pixel3")
+    assert calls  # node texts and the card text were embedded once
+    calls.clear()
+    again = Predictor.load(path)  # a new process would start like this: empty memory, warm disk
+    assert again.predict(ARCH, "help/pixel3") == pytest.approx(first)
+    assert calls == []
+
+
+def test_nearest_platforms_and_measured_error(lat: Predictor) -> None:
+    lat.devices = {"train": ["help/pixel3", "help/1080ti_32", "help/silver_4114"],
+                   "test": ["help/pixel2", "help/titan_rtx_256"]}
+    lat.metrics = {"test.per_device.pixel2.mape": 12.0, "test.per_device.pixel2.spearman": 0.8,
+                   "test.per_device.titan_rtx_256.mape": 30.0, "test.mape": 21.0}
+    near = lat.nearest_platforms("help/samsung_s7", k=2)
+    assert near[0]["card"] == "help/pixel3"  # a phone is closest to a phone
+    assert near[0]["similarity"] >= near[1]["similarity"]
+    err = lat.measured_error("help/samsung_s7")
+    assert err is not None and "mobile-soc" in err["scope"] and err["metrics"]["mape"] == 12.0
+    assert lat.measured_error("help/pixel2")["metrics"]["mape"] == 12.0
+
+
+def test_lazy_top_level_export() -> None:
+    assert ledgformer.Predictor is Predictor
+
+
+def test_shipped_predictors_load() -> None:
+    """Every shipped checkpoint passes the version check against this code (no text embedded)."""
+    if importlib.util.find_spec("sentence_transformers") is None:
+        pytest.skip("the shipped predictors use the minilm encoder (sentence-transformers not installed)")
+    for name, entry in shipped_predictors().items():
+        p = Predictor.load(name)
+        assert p.task == entry["task"] and p.metrics == entry["metrics"]
+
+
+def test_late_fusion_split_equals_decode(lat: Predictor) -> None:
+    """The cached late-fusion readout is the model's own decode, rearranged (same numbers)."""
+    from ledgformer.hardware import load_card
+    from ledgformer.model.features import collate
+
+    graphs = [nb201.network_graph(a) for a in nb201.all_arch_strings()[:3]] + [nb201.cell_graph(ARCH)]
+    batch = collate(lat._feat.tensors(graphs), lat._feat.table())
+    hw = lat._feat.hardware([load_card("help/pixel3")])
+    with torch.no_grad():
+        x = lat.model.encode(batch)
+        graph, node = lat.model.late_fusion_parts(x, batch.mask)
+        split = lat.model.late_fusion_readout(graph, node, batch.mask, hw)  # one card row, broadcast
+        full = lat.model.decode(x, batch, hw.index(torch.zeros(len(graphs), dtype=torch.long)))
+    torch.testing.assert_close(split, full, rtol=1e-5, atol=1e-5)
