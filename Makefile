@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv test demo lint bench-parse clean
+.PHONY: venv test demo lint bench-parse bench-speed clean
 
 $(BIN)/ledgformer: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,13 +21,16 @@ test: venv
 	$(BIN)/python -m pytest -q
 
 demo: venv
-	$(BIN)/ledgformer inspect pytorchcv:resnet18
+	$(BIN)/ledgformer demo --out runs/demo
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
 
 bench-parse: venv
 	$(BIN)/python benchmarks/parse_speed.py
+
+bench-speed: venv
+	$(BIN)/python benchmarks/speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -46,15 +46,9 @@ def _versions() -> dict[str, str]:
 
 
 def _machine() -> dict[str, object]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "system": platform.platform(), "threads": 1}
+    from ledgformer.train.bench import machine_info
+
+    return {**machine_info(), "threads": 1}
 
 
 def measure(spec: str, repeats: int) -> dict[str, object]:
@@ -96,7 +90,7 @@ def main() -> int:
         "# ONNX parse speed", "",
         f"`load_onnx` on an in-memory ModelProto, {report['statistic']}, 1 thread; export and "
         "`onnx.load` excluded.", "",
-        f"Machine: {report['machine']['cpu']} ({report['machine']['cpu_count']} cores, shared). "
+        f"Machine: {report['machine']['cpu']} ({report['machine']['cores']} cores, shared). "
         f"Command: `{report['command']}` ({report['date']}).", "",
         "| model | ONNX nodes | IR nodes | GMACs | params | median ms |",
         "|---|---:|---:|---:|---:|---:|",

@@ -16,8 +16,8 @@ from ledgformer import __version__
 from ledgformer.errors import LedgformerError
 
 #: command modules, in the order `ledgformer --help` lists them
-COMMAND_MODULES = ["inspect_cmd", "hardware_cmd", "data_cmd", "train_cmd", "query_cmd", "db_cmd", "serve_cmd",
-                   "measure_cmd", "families_cmd"]
+COMMAND_MODULES = ["demo_cmd", "inspect_cmd", "hardware_cmd", "data_cmd", "train_cmd", "query_cmd", "db_cmd",
+                   "serve_cmd", "measure_cmd", "families_cmd", "predict_cmd", "models_cmd", "bench_cmd"]
 
 
 def build_parser() -> argparse.ArgumentParser:

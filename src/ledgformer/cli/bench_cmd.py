@@ -1,0 +1,59 @@
+"""`ledgformer bench SUITE`: ours, ablations and baselines over seeds -> results/SUITE.{json,md,png}."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+from ledgformer.errors import LedgformerError
+
+EPILOG = """examples:
+  ledgformer bench nb201-acc --quick        # minutes: a reduced check
+  ledgformer bench nb201-acc                # the full suite the README quotes
+  ledgformer bench configs/bench/my-suite.yaml --seeds 0,1
+Suites live in configs/bench/<SUITE>.yaml; a rerun resumes (finished runs are kept)."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="run a benchmark suite (ours, ablations, baselines, over seeds)",
+                       description="Train and evaluate every variant of a suite in every setting over "
+                       "seeds; write results/SUITE.json (every number, config, seed, versions, wall time, "
+                       "machine), results/SUITE.md (mean ± std tables) and PNG plots.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("suite", help="suite name (configs/bench/NAME.yaml) or a suite file")
+    p.add_argument("--quick", action="store_true", help="the suite's reduced version (minutes)")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the suite's)")
+    p.add_argument("--results-dir", default="results", help="where SUITE.json/.md/.png go")
+    p.add_argument("--runs-dir", default="runs/bench", help="run folders (checkpoints, plots)")
+    p.set_defaults(func=run)
+
+
+def suite_path(name: str) -> Path:
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    path = Path("configs/bench") / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in Path("configs/bench").glob("*.yaml"))
+        raise LedgformerError(f"no suite '{name}' (looked for {path}); known: {', '.join(known) or 'none'}")
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    from ledgformer.train.bench import run_suite
+
+    seeds = None
+    if args.seeds:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",")]
+        except ValueError as err:
+            raise LedgformerError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from err
+    command = " ".join(["ledgformer bench", shlex.quote(args.suite)] + (["--quick"] if args.quick else [])
+                       + ([f"--seeds {args.seeds}"] if args.seeds else []))
+    res = run_suite(suite_path(args.suite), quick=args.quick, results_dir=args.results_dir,
+                    runs_dir=args.runs_dir, seeds=seeds, command=command)
+    name = res["suite"] + ("-quick" if args.quick else "")
+    print(f"{len(res['runs'])} runs in {res['wall_seconds'] / 60:.1f} min -> "
+          f"{args.results_dir}/{name}.json, {name}.md")
+    return 0
