@@ -59,7 +59,9 @@ def cli_times(argv: list[str], repeats: int) -> dict[str, Any]:
 def cli_times_of(cmd: list[str], label: str, repeats: int) -> dict[str, Any]:
     def once() -> float:
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"{label} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
         return time.perf_counter() - t0
 
     first = once()

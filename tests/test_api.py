@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -250,3 +251,21 @@ def test_late_fusion_split_equals_decode(lat: Predictor) -> None:
         split = lat.model.late_fusion_readout(graph, node, batch.mask, hw)  # one card row, broadcast
         full = lat.model.decode(x, batch, hw.index(torch.zeros(len(graphs), dtype=torch.long)))
     torch.testing.assert_close(split, full, rtol=1e-5, atol=1e-5)
+
+
+def test_default_predictor_by_task_and_input(tmp_path) -> None:
+    from ledgformer.api.shipped import default_predictor
+
+    entries = {n: {"task": t} for n, t in [("nb201-acc", "accuracy"), ("help-nb201-latency", "latency"),
+                                           ("latency-all", "latency")]}
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": 1, "predictors": entries}))
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    assert default_predictor("latency", tmp_path, model=arch) == "help-nb201-latency"
+    assert default_predictor("latency", tmp_path, model="model.onnx") == "latency-all"
+    assert default_predictor("accuracy", tmp_path, model=arch) == "nb201-acc"
+    del entries["latency-all"]
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": 1, "predictors": entries}))
+    assert default_predictor("latency", tmp_path, model="model.onnx") == "help-nb201-latency"
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": 1, "predictors": {}}))
+    with pytest.raises(LedgformerError, match="no shipped latency predictor"):
+        default_predictor("latency", tmp_path)

@@ -154,7 +154,7 @@ def test_task_on_the_embedded_set_with_per_family_metrics() -> None:
         tr.fit()
         metrics, _ = tr.evaluate(("valid", "test"))
         assert metrics["test.per_family.resnet.mape"] == pytest.approx(metrics["test.mape"])
-        assert metrics["test.per_device.ort-1t-fp32.n"] > 0
+        assert metrics["test.per_device.amd-epyc/ort-1t-fp32.n"] > 0
         valid_fams = {k.split(".")[2] for k in metrics if k.startswith("valid.per_family.")}
         assert valid_fams and "resnet" not in valid_fams
     with pytest.raises(LedgformerError, match=r"test_family 'resnet50'.*alexnet.*vgg"):

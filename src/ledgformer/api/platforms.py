@@ -16,6 +16,7 @@ import numpy as np
 from ledgformer.api.batching import Featurizer
 from ledgformer.errors import LedgformerError
 from ledgformer.hardware import HardwareCard, load_card
+from ledgformer.train.metrics import device_key
 
 #: per-device metrics shown for latency predictors; overall metrics for accuracy predictors
 LATENCY_METRICS = ("mape", "spearman", "kendall_tau")
@@ -68,7 +69,7 @@ def measured_error(metrics: Mapping[str, Any], task: str, card: HardwareCard | N
         return {"scope": f"{int(n):,} test examples" if n else "test set", "metrics": values}
     per = {}
     for name in test_devices:
-        values = _pick(metrics, f"test.per_device.{name.split('/')[-1]}.", LATENCY_METRICS)
+        values = _pick(metrics, f"test.per_device.{device_key(name)}.", LATENCY_METRICS)
         if values:
             per[name] = values
     if card.name in per:

@@ -44,19 +44,23 @@ def shipped_checkpoint(name: str, folder: Path | None = None) -> tuple[Path, dic
     return path, entries[name]
 
 
-#: the predictor ``ledgformer predict`` uses per task when none is named (if shipped)
+#: the predictor ``ledgformer predict`` uses per task when none is named (if shipped); NB201 arch
+#: strings go to the NB201-specific predictors, whole networks to ``latency-all``
 PREFERRED = {"latency": "latency-all", "accuracy": "nb201-acc"}
+PREFERRED_NB201 = {"latency": "help-nb201-latency", "accuracy": "nb201-acc"}
 
 
-def default_predictor(task: str, folder: Path | None = None) -> str:
-    """The shipped predictor for ``task``: the preferred one, else the first of that task."""
+def default_predictor(task: str, folder: Path | None = None, model: object = None) -> str:
+    """The shipped predictor for ``task`` (and ``model``): the preferred one, else the first of that task."""
     entries = manifest(folder)
     names = [n for n, e in entries.items() if e.get("task") == task]
     if not names:
         have = ", ".join(f"{n} ({e.get('task')})" for n, e in entries.items()) or "none"
         raise LedgformerError(f"no shipped {task} predictor (shipped: {have}); pass --predictor PATH "
                               "with a checkpoint from `ledgformer train` (its model.pt)")
-    return PREFERRED[task] if PREFERRED.get(task) in names else names[0]
+    nb201 = isinstance(model, str) and model.startswith("|") and "~" in model
+    preferred = (PREFERRED_NB201 if nb201 else PREFERRED).get(task)
+    return preferred if preferred in names else names[0]
 
 
 def config_devices(cfg: Mapping[str, Any]) -> dict[str, list[str]]:

@@ -57,7 +57,7 @@ def answer(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(args.threads)
-    name = args.predictor or default_predictor("latency" if args.hardware else "accuracy")
+    name = args.predictor or default_predictor("latency" if args.hardware else "accuracy", model=args.model)
     pred = Predictor.load(name)
     if args.breakdown and pred.task != "latency":
         raise LedgformerError(f"--breakdown needs a latency predictor; {pred.name} predicts {pred.task}")

@@ -28,6 +28,7 @@ from ledgformer.graph.ir import ArchGraph
 from ledgformer.hardware import HardwareCard
 from ledgformer.model.features import TextTable, collate, graph_tensors, hardware_tensors
 from ledgformer.train.latency_task import LatencyTaskData, split_summary
+from ledgformer.train.metrics import device_key
 
 DEMO_CONFIG = "demo-embedded.yaml"
 DEFAULT_MODEL = "pytorchcv:resnet18"
@@ -122,7 +123,7 @@ def _table(console: Console, data: LatencyTaskData, results: Mapping[str, Mappin
     t = Table(title=f"{held} (never seen in training): test error")
     for col in ("platform", "graphs", "model", "MAPE", "Acc(10%)"):
         t.add_column(col, justify="left" if col in ("platform", "model") else "right")
-    rows = [(_short(d), f"test.per_device.{_short(d)}.") for d in data.devices] + [("all", "test.")]
+    rows = [(_short(d), f"test.per_device.{device_key(d)}.") for d in data.devices] + [("all", "test.")]
     for label, prefix in rows:
         if f"{prefix}n" not in first:
             continue
@@ -202,10 +203,11 @@ def run_demo(out: str | Path = "runs/demo", config: str | Path | None = None, ov
     out = Path(out)
     cfg = {**cfg, "out": str(out)}
     seed = int(cfg["seed"])
-    torch.set_num_threads(int(cfg["train"]["threads"]))
+    torch.set_num_threads(os.cpu_count() or 1)  # text embedding: big batches, every core helps
     console.print(f"[bold]1/4[/] loading the {cfg['data']['benchmark']} latency set, embedding node texts "
                   f"({cfg['features']['encoder']}, cached after the first run)")
     data = build_task(cfg)
+    torch.set_num_threads(int(cfg["train"]["threads"]))
     if not isinstance(data, LatencyTaskData):
         raise LedgformerError("the demo needs the 'latency' task")
     summary = split_summary(data.split_json)

@@ -157,3 +157,10 @@ def grouped_report(
         name: regression_report(t[labels == name], p[labels == name], higher_is_better=higher_is_better)
         for name in sorted(set(labels.tolist()))
     }
+
+
+def device_key(card: str) -> str:
+    """A card name as it appears in metric keys: without its registry prefix (``help/titan_rtx_256``
+    -> ``titan_rtx_256``, ``mmb/tflite/pixel4|1large|float`` -> ``tflite/pixel4|1large|float``):
+    unique within a benchmark, where the last path part alone is not (TFLite vs PyTorch)."""
+    return card.split("/", 1)[-1]

@@ -47,6 +47,11 @@ class TaskData:
     data_version: dict[str, Any] = field(default_factory=dict)
     split_json: str = ""
 
+    def devices_by_part(self) -> dict[str, list[str]]:
+        """The hardware cards of each part (train / valid / test ...); {} for accuracy tasks."""
+        return {part: sorted({self.devices[d] for d in self.device_row[idx] if d >= 0})
+                for part, idx in self.parts.items() if self.devices}
+
     def group(self, idx: np.ndarray) -> list[str]:
         """The device of each example (``"all"`` for accuracy tasks)."""
         return ["all" if d < 0 else self.devices[d] for d in self.device_row[idx]]

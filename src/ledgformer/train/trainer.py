@@ -26,7 +26,7 @@ from torch import nn
 
 from ledgformer.errors import LedgformerError
 from ledgformer.model.features import collate
-from ledgformer.train.metrics import grouped_report, regression_report, spearman
+from ledgformer.train.metrics import device_key, grouped_report, regression_report, spearman
 from ledgformer.train.tasks import TaskData
 
 
@@ -241,7 +241,7 @@ class Trainer:
                 macs = self.data.graph_macs[self.data.graph_row[idx]]
                 per = grouped_report(true, pred, groups)
                 for dev, rep in per.items():
-                    name = dev.split("/")[-1]
+                    name = device_key(dev)
                     for k, v in rep.items():
                         metrics[f"{part}.per_device.{name}.{k}"] = v
                     sel = np.asarray(groups) == dev
@@ -285,13 +285,14 @@ def run_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
     from ledgformer.train.config import save_config
     from ledgformer.train.tasks import build_task
 
-    torch.set_num_threads(int(cfg["train"]["threads"]))
     seed = int(cfg["seed"])
     out = Path(cfg["out"] or f"runs/{cfg['config_name']}-seed{seed}")
     cfg = {**cfg, "out": str(out)}
     set_seed(seed)
     t0 = time.time()
+    torch.set_num_threads(os.cpu_count() or 1)  # text embedding: big batches, every core helps
     data = build_task(cfg)
+    torch.set_num_threads(int(cfg["train"]["threads"]))  # training: small ops, see train.threads
     prep = time.time() - t0
     set_seed(seed)
     name, kwargs = model_kwargs(cfg, data)
@@ -308,7 +309,8 @@ def run_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
         (out / "history.json").write_text(json.dumps(trainer.history, indent=1))
         report.write_metrics_json(metrics, out / "metrics.json")
         save_checkpoint(out / "model.pt", model, config=cfg, model_name=name, model_config=kwargs,
-                        encoder_id=data.encoder_id, data_version=data.data_version)
+                        encoder_id=data.encoder_id, data_version=data.data_version,
+                        extra={"devices": data.devices_by_part()})
         if "test" in raw:
             true, pred, groups = raw["test"]
             lat = data.kind == "latency"
