@@ -31,6 +31,15 @@ def test_summary_and_markdown_mean_std_and_bold_best() -> None:
     assert "| base | 0.400 ± 0.000 | – |" in md
 
 
+def test_error_metrics_bold_the_lowest() -> None:
+    res = _results({("ours", "N=10"): [10.0], ("base", "N=10"): [20.0]})
+    res["metrics"] = ["test.mape"]
+    for r in res["runs"]:
+        r["metrics"] = {"test.mape": r["metrics"]["test.kendall_tau"]}
+    md = markdown(res)
+    assert "| ours | **10.000** |" in md and "| base | 20.000 |" in md
+
+
 def test_suite_errors(tmp_path: Path) -> None:
     with pytest.raises(LedgformerError, match="not found"):
         load_suite(tmp_path / "nope.yaml")

@@ -85,6 +85,19 @@ def test_device_split_is_zero_shot() -> None:
         == s.fingerprint()
 
 
+def test_device_split_by_glob_holds_out_every_matching_card() -> None:
+    """``dev/[bc]`` holds out two cards (e.g. every setting of one phone); no match or all -> error."""
+    ex = _examples()
+    s = latency_split(ex, "device", seed=3, test_device="dev/[bc]", valid_fraction=0.25)
+    _check_partition(ex, s)
+    assert set(ex.device_row[s.test]) == {1, 2} and set(ex.device_row[s.train]) == {0}
+    assert s.params["test_devices"] == ["dev/b", "dev/c"]
+    with pytest.raises(LedgformerError, match="matches no device"):
+        latency_split(ex, "device", seed=3, test_device="phone/*")
+    with pytest.raises(LedgformerError, match="matches every device"):
+        latency_split(ex, "device", seed=3, test_device="dev/*")
+
+
 def test_random_split_is_graph_level_and_seeded() -> None:
     ex = _examples()
     s = latency_split(ex, "random", seed=5, test_fraction=0.25, valid_fraction=0.1)

@@ -160,6 +160,11 @@ def summarise(results: Mapping[str, Any], metric: str) -> dict[tuple[str, str], 
     return table
 
 
+def lower_is_better(metric: str) -> bool:
+    """Error metrics (MAPE, RMSE, RMSPE) are better when lower; correlations and Acc(k%) higher."""
+    return metric.rsplit(".", 1)[-1] in ("mape", "rmse", "rmspe")
+
+
 def markdown(results: Mapping[str, Any]) -> str:
     """Mean ± std (over seeds) tables: one per metric, variants as rows, settings as columns."""
     settings, variants = list(results["settings"]), list(results["variants"])
@@ -173,7 +178,8 @@ def markdown(results: Mapping[str, Any]) -> str:
         table = summarise(results, metric)
         lines += [f"## {metric}", "", "| variant | " + " | ".join(settings) + " |",
                   "|---|" + "---:|" * len(settings)]
-        best = {s: max((np.mean(table[(v, s)]) for v in variants if (v, s) in table), default=None)
+        pick = min if lower_is_better(metric) else max
+        best = {s: pick((np.mean(table[(v, s)]) for v in variants if (v, s) in table), default=None)
                 for s in settings}
         for v in variants:
             cells = []

@@ -150,6 +150,20 @@ def _need(value: Any, key: str, known: Sequence[str], what: str) -> str:
     return str(value)
 
 
+def _held_devices(pattern: str | None, devices: Sequence[str]) -> list[int]:
+    """Indices of the devices ``pattern`` names: one card, or a glob such as ``mmb/*/pixel4|*``
+    (every setting of one phone, so the phone itself is unseen, not just one of its settings)."""
+    if pattern is not None and any(c in pattern for c in "*?["):
+        from fnmatch import fnmatchcase
+
+        held = [i for i, d in enumerate(devices) if fnmatchcase(d, pattern)]
+        if not held:
+            raise LedgformerError(f"data.test_device pattern {pattern!r} matches no device; devices: "
+                                  f"{', '.join(sorted(devices)[:20])}{' ...' if len(devices) > 20 else ''}")
+        return held
+    return [devices.index(_need(pattern, "test_device", list(devices), "devices"))]
+
+
 def latency_split(ex: Examples, mode: str, seed: int, *, test_family: str | None = None,
                   valid_family: str | None = None, test_device: str | None = None,
                   valid_fraction: float = 0.1, test_fraction: float = 0.2) -> Split:
@@ -171,15 +185,17 @@ def latency_split(ex: Examples, mode: str, seed: int, *, test_family: str | None
             gs = family_split(ex.graph_family, test_family, seed, valid_fraction)
             graph_part[gs.train], graph_part[gs.valid], graph_part[gs.test] = 0, 1, 2
     elif mode == "device":
-        test_device = _need(test_device, "test_device", ex.devices, "devices")
-        if len(ex.devices) < 2:
-            raise LedgformerError(f"data.split=device needs at least two devices, got only {test_device}")
+        held = _held_devices(test_device, ex.devices)
+        if len(held) == len(ex.devices):
+            raise LedgformerError(f"data.split=device: test_device {test_device!r} matches every device "
+                                  f"({len(ex.devices)}); nothing is left to train on")
         params["test_device"] = test_device
-        t = ex.devices.index(test_device)
-        on_train = np.unique(ex.graph_row[ex.device_row != t])
+        params["test_devices"] = [ex.devices[t] for t in held]
+        is_test = np.isin(ex.device_row, held)
+        on_train = np.unique(ex.graph_row[~is_test])
         n_valid = max(1, round(valid_fraction * on_train.size))
         valid_graphs = np.random.default_rng(seed).permutation(on_train)[:n_valid]
-        is_test, in_valid = ex.device_row == t, np.isin(ex.graph_row, valid_graphs)
+        in_valid = np.isin(ex.graph_row, valid_graphs)
         parts = {"train": np.flatnonzero(~is_test & ~in_valid).tolist(),
                  "valid": np.flatnonzero(~is_test & in_valid).tolist(),
                  "test": np.flatnonzero(is_test).tolist()}
