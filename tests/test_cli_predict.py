@@ -123,3 +123,17 @@ def test_help_has_an_example(argv: list[str], capsys: pytest.CaptureFixture[str]
         main(argv)
     assert exc.value.code == 0
     assert "example" in capsys.readouterr().out
+
+
+def test_query_with_a_trained_predictor(files: dict[str, Path], tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """`query --predictor CKPT` answers with the trained model (same number as predict) and records it."""
+    db = f"sqlite:///{tmp_path / 'lat.db'}"
+    out = run_json(["query", str(files["onnx"]), "--platform", "help/pixel2", "--db", db,
+                    "--predictor", str(files["latency"])], capsys)
+    assert out["source"] == "predicted" and out["predictor"].startswith("ledgformer:")
+    api = Predictor.load(files["latency"]).predict(str(files["onnx"]), "help/pixel2")
+    assert out["latency_ms"] == pytest.approx(api, rel=1e-6)
+    assert main(["query", str(files["onnx"]), "--platform", "help/pixel2", "--db", db, "--predictor",
+                 str(files["accuracy"])]) == 2  # an accuracy model is refused with a clear error
+    assert "predicts accuracy, not latency" in capsys.readouterr().err

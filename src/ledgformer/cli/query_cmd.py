@@ -34,8 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", default=None, help="database URL or SQLite file (default: $LEDGFORMER_DB or the "
                    "user data dir)")
     p.add_argument("--batch", type=int, default=None, help="override the batch size (zoo models, ONNX)")
-    p.add_argument("--predictor", default=None, metavar="MODULE:FUNC",
-                   help="prediction source: a predict_fn(graph, card) -> ms (default: the FLOPs fallback)")
+    p.add_argument("--predictor", default=None, metavar="NAME|PATH|MODULE:FUNC",
+                   help="prediction source: a shipped latency predictor (ledgformer models list), a "
+                   "checkpoint, or a predict_fn(graph, card) -> ms (default: the FLOPs fallback)")
     p.add_argument("--no-record", action="store_true", help="do not store the prediction in the database")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.set_defaults(func=run)

@@ -22,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     p.add_argument("--db", default=None, help="database URL or SQLite file")
     p.add_argument("--max-upload-mb", type=float, default=200.0, help="request size limit (default 200 MB)")
-    p.add_argument("--predictor", default=None, metavar="MODULE:FUNC",
-                   help="prediction source: a predict_fn(graph, card) -> ms (default: the FLOPs fallback)")
+    p.add_argument("--predictor", default=None, metavar="NAME|PATH|MODULE:FUNC",
+                   help="prediction source: a shipped latency predictor (ledgformer models list), a "
+                   "checkpoint, or a predict_fn(graph, card) -> ms (default: the FLOPs fallback)")
     p.add_argument("--record", action="store_true",
                    help="store predictions for named platforms in the database")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))

@@ -15,6 +15,7 @@ import math
 import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from ledgformer.db.store import LatencyDB
@@ -115,8 +116,28 @@ def platform_card(db: LatencyDB | None, name: str) -> HardwareCard:
                               f"{err}") from err
 
 
+def trained_predictor(spec: str) -> Predictor:
+    """A trained ledgformer latency predictor (shipped name or checkpoint path) as a prediction source;
+    its version is the checkpoint's content hash, so stored predictions say which weights made them."""
+    import hashlib
+
+    from ledgformer.api import Predictor as Trained
+    from ledgformer.api.shipped import manifest, shipped_checkpoint
+
+    path = shipped_checkpoint(spec)[0] if spec in manifest() else Path(spec)
+    model = Trained.load(spec)
+    if model.task != "latency":
+        raise LedgformerError(f"--predictor {spec!r} predicts {model.task}, not latency")
+    version = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return Predictor(f"ledgformer:{model.name}", version,
+                     lambda graph, card: float(model.predict(graph, hardware=card)))
+
+
 def load_predictor(spec: str) -> Predictor:
-    """A predictor from ``module:attribute``: a ``Predictor``, or a ``predict_fn(graph, card) -> ms``."""
+    """A prediction source: a shipped predictor name or checkpoint (``latency-all``, ``runs/x/model.pt``),
+    or ``module:attribute`` naming a ``Predictor`` or a ``predict_fn(graph, card) -> ms``."""
+    if ":" not in spec:
+        return trained_predictor(spec)
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise LedgformerError(f"--predictor {spec!r}: expected module:function, e.g. mypkg.latency:predict")
