@@ -9,7 +9,8 @@ import pytest
 
 from ledgformer.cli.main import main
 from ledgformer.errors import LedgformerError
-from ledgformer.train.bench import load_suite, markdown, summarise
+from ledgformer.train.bench import load_suite
+from ledgformer.train.bench_report import markdown, summarise
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,3 +93,89 @@ quick: {{seeds: [0], variants: [gbdt]}}
     assert main(args) == 0  # resumes: every run is already in the results file
     again = json.loads((res / "tiny.json").read_text())
     assert [r["key"] for r in again["runs"]] == [r["key"] for r in full["runs"]]
+
+
+def test_suite_tables_have_one_column_per_metric() -> None:
+    res = _results({("ours", "N=10"): [0.5, 0.7], ("base", "N=10"): [0.4, 0.4]})
+    for r in res["runs"]:
+        r["metrics"]["k10.per_device.a.mape"] = 10.0 if r["variant"] == "ours" else 30.0
+    res["settings"] = {"N=10": {}}
+    res["tables"] = [{"title": "per device", "columns": {"rho": "test.kendall_tau",
+                                                         "a MAPE": "k10.per_device.a.mape"}}]
+    md = markdown(res)
+    assert "## per device" in md
+    assert "| ours | **0.600 ± 0.100** | **10.000 ± 0.000** |" in md  # rho: higher wins, MAPE: lower
+    assert "| base | 0.400 ± 0.000 | 30.000 ± 0.000 |" in md
+
+
+def test_limit_and_shots_are_checked(tmp_path: Path) -> None:
+    base = REPO / "configs" / "nb201-acc-781.yaml"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"base: {base}\nvariants: {{a: {{}}}}\nmetrics: [m]\nlimit: {{b: [default]}}\n")
+    with pytest.raises(LedgformerError, match="unknown variant 'b'"):
+        load_suite(bad)
+    bad.write_text(f"base: {base}\nvariants: {{a: {{}}}}\nmetrics: [m]\nlimit: {{a: [N=1]}}\n")
+    with pytest.raises(LedgformerError, match="unknown setting"):
+        load_suite(bad)
+    bad.write_text(f"base: {base}\nvariants: {{a: {{}}}}\nmetrics: [m]\nshots: [0, 10]\n")
+    with pytest.raises(LedgformerError, match="K >= 1"):
+        load_suite(bad)
+
+
+def test_readme_block_is_generated_from_results(tmp_path: Path) -> None:
+    from ledgformer.train.bench_report import README_BEGIN, README_END
+
+    results = tmp_path / "results"
+    results.mkdir()
+    quick = _results({("ours", "N=10"): [0.5], ("base", "N=10"): [0.4]})
+    quick["quick"] = True
+    (results / "toy-quick.json").write_text(json.dumps(quick))
+    (results / "speed.json").write_text(json.dumps({"not": "a suite"}))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n## Results\n{README_BEGIN}\nold text\n{README_END}\n\n## Next\n")
+    assert main(["bench", "--readme", str(readme), "--results-dir", str(results)]) == 0
+    text = readme.read_text()
+    assert "old text" not in text and "### toy (quick)" in text and "Quick mode only" in text
+    assert text.startswith("# Title") and text.endswith("## Next\n")
+    full = _results({("ours", "N=10"): [0.9], ("base", "N=10"): [0.4]})
+    (results / "toy.json").write_text(json.dumps(full))  # the full suite replaces the quick one
+    assert main(["bench", "--readme", str(readme), "--results-dir", str(results)]) == 0
+    text = readme.read_text()
+    assert "### toy\n" in text and "Quick mode only" not in text and "**0.900**" in text
+    (tmp_path / "plain.md").write_text("no markers\n")
+    assert main(["bench", "--readme", str(tmp_path / "plain.md"), "--results-dir", str(results)]) == 2
+    assert main(["bench"]) == 2
+
+
+def test_few_shot_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HELP protocol: train, then fine-tune on K samples of each test device -> k<K>.* metrics."""
+    from test_trainer import synthetic_task
+
+    def task(cfg: dict):
+        data = synthetic_task("latency")
+        data.devices = ["help/1080ti_1", "help/raspi4"]
+        data.parts["shots"] = data.parts["train"][data.device_row[data.parts["train"]] == 1][:3]
+        return data
+
+    monkeypatch.setattr("ledgformer.train.tasks.build_task", task)
+    monkeypatch.setattr("ledgformer.train.finetune.build_task", task)
+    suite = tmp_path / "help.yaml"
+    suite.write_text(f"""
+base: {REPO / 'configs' / 'help-nb201-zeroshot.yaml'}
+shots: [3]
+settings:
+  tiny: {{data.eval_all: false, data.test_devices: [raspi4], train.epochs: 2}}
+variants:
+  ours: {{model.d_model: 8, model.n_layers: 1, model.n_heads: 1}}
+  flops: {{model: {{name: flops}}}}
+metrics: [test.mean_device_spearman, k3.mean_device_spearman, k3.mape]
+""")
+    res = tmp_path / "res"
+    assert main(["bench", str(suite), "--results-dir", str(res), "--runs-dir", str(tmp_path / "runs")]) == 0
+    runs = json.loads((res / "help.json").read_text())["runs"]
+    assert [r["variant"] for r in runs] == ["ours", "flops"]
+    for r in runs:
+        m = r["metrics"]
+        assert -1 <= m["k3.per_device.raspi4.spearman"] <= 1 and m["k3.mape"] > 0
+        assert m["k3.mean_device_spearman"] == m["k3.per_device.raspi4.spearman"]
+    assert "## k3.mape" in (res / "help.md").read_text()

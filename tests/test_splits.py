@@ -125,3 +125,12 @@ def test_leave_one_device_out() -> None:
                      (["pixel2", "pixel3"], "samsung_s7")]
     with pytest.raises(ValueError, match="twice"):
         S.leave_one_device_out(["a", "a", "b"])
+
+
+def test_help_protocols_name_each_space_split_and_pool() -> None:
+    tr, va, te, pool = S.HELP_PROTOCOLS["help-fbnet"]
+    assert (len(tr), len(va), te, pool) == (9, 4, ("fpga", "raspi4", "eyeriss"), 4000)
+    lat = np.arange(5000, 0, -1).astype(float)  # 5,000 FBNet archs
+    idx = S.help_eval_indices(lat, start=pool)
+    assert idx.size == 800 and idx.min() >= 4000 and idx.max() < 5000
+    assert S.HELP_PROTOCOLS["help-nb201"][3] == S.HELP_NB201_POOL_SIZE

@@ -11,7 +11,8 @@ from ledgformer.errors import LedgformerError
 EPILOG = """examples:
   ledgformer bench nb201-acc --quick        # minutes: a reduced check
   ledgformer bench nb201-acc                # the full suite the README quotes
-  ledgformer bench configs/bench/my-suite.yaml --seeds 0,1
+  ledgformer bench configs/bench/my-suite.yaml --seeds 0,1 --jobs 2
+  ledgformer bench --readme                 # regenerate README.md's Results block from results/
 Suites live in configs/bench/<SUITE>.yaml; a rerun resumes (finished runs are kept)."""
 
 
@@ -21,11 +22,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "seeds; write results/SUITE.json (every number, config, seed, versions, wall time, "
                        "machine), results/SUITE.md (mean ± std tables) and PNG plots.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("suite", help="suite name (configs/bench/NAME.yaml) or a suite file")
+    p.add_argument("suite", nargs="?", help="suite name (configs/bench/NAME.yaml) or a suite file")
     p.add_argument("--quick", action="store_true", help="the suite's reduced version (minutes)")
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the suite's)")
     p.add_argument("--results-dir", default="results", help="where SUITE.json/.md/.png go")
     p.add_argument("--runs-dir", default="runs/bench", help="run folders (checkpoints, plots)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="trainings at once, in worker processes of 1 torch thread each (default 1)")
+    p.add_argument("--readme", nargs="?", const="README.md", default=None, metavar="FILE",
+                   help="after the suite (or alone), rewrite FILE's generated Results block from "
+                   "--results-dir (default FILE: README.md)")
     p.set_defaults(func=run)
 
 
@@ -42,18 +48,26 @@ def suite_path(name: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from ledgformer.train.bench import run_suite
+    from ledgformer.train.bench_report import update_readme
 
-    seeds = None
-    if args.seeds:
-        try:
-            seeds = [int(s) for s in args.seeds.split(",")]
-        except ValueError as err:
-            raise LedgformerError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from err
-    command = " ".join(["ledgformer bench", shlex.quote(args.suite)] + (["--quick"] if args.quick else [])
-                       + ([f"--seeds {args.seeds}"] if args.seeds else []))
-    res = run_suite(suite_path(args.suite), quick=args.quick, results_dir=args.results_dir,
-                    runs_dir=args.runs_dir, seeds=seeds, command=command)
-    name = res["suite"] + ("-quick" if args.quick else "")
-    print(f"{len(res['runs'])} runs in {res['wall_seconds'] / 60:.1f} min -> "
-          f"{args.results_dir}/{name}.json, {name}.md")
+    if not args.suite and not args.readme:
+        raise LedgformerError("name a suite (e.g. `ledgformer bench nb201-acc --quick`) or pass --readme")
+    if args.suite:
+        seeds = None
+        if args.seeds:
+            try:
+                seeds = [int(s) for s in args.seeds.split(",")]
+            except ValueError as err:
+                raise LedgformerError(f"--seeds must be comma-separated integers, got {args.seeds!r}") \
+                    from err
+        command = " ".join(["ledgformer bench", shlex.quote(args.suite)] + (["--quick"] if args.quick else [])
+                           + ([f"--seeds {args.seeds}"] if args.seeds else []))
+        res = run_suite(suite_path(args.suite), quick=args.quick, results_dir=args.results_dir,
+                        runs_dir=args.runs_dir, seeds=seeds, command=command, jobs=args.jobs)
+        name = res["suite"] + ("-quick" if args.quick else "")
+        print(f"{len(res['runs'])} runs in {res['wall_seconds'] / 60:.1f} min -> "
+              f"{args.results_dir}/{name}.json, {name}.md")
+    if args.readme:
+        changed = update_readme(args.readme, args.results_dir)
+        print(f"{args.readme}: results block {'updated' if changed else 'unchanged'}")
     return 0

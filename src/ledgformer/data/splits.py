@@ -49,6 +49,11 @@ HELP_NB201_POOL_SIZE = 900
 HELP_FBNET_POOL_SIZE = 4000
 #: HELP's ``--num_query``: the evaluation range is the next 1000 archs after the pool
 HELP_NUM_QUERY = 1000
+#: benchmark -> (train devices, valid devices, test devices, pool size) of HELP's protocol
+HELP_PROTOCOLS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], int]] = {
+    "help-nb201": (HELP_NB201_TRAIN, HELP_NB201_VALID, HELP_NB201_TEST, HELP_NB201_POOL_SIZE),
+    "help-fbnet": (HELP_FBNET_TRAIN, HELP_FBNET_VALID, HELP_FBNET_TEST, HELP_FBNET_POOL_SIZE),
+}
 
 
 class SplitError(LedgformerError, ValueError):

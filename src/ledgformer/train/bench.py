@@ -4,14 +4,20 @@ A suite file (``configs/bench/<suite>.yaml``) names a base run config and three 
 
 * ``settings`` (table columns, e.g. the training-set size N): name -> config overrides;
 * ``variants`` (table rows: ours, ablations, baselines): name -> config overrides;
-* ``seeds``.
+* ``seeds``;
 
-Every (setting, variant, seed) is one :func:`~ledgformer.train.trainer.run_experiment`. The
-results file ``results/<suite>[-quick].json`` holds every metric of every run with its resolved
-config and wall time, plus the machine and code versions; it is rewritten after each run, and a
-rerun skips runs whose resolved config is already in it (a 90-minute suite can be resumed).
-``results/<suite>[-quick].md`` has mean ± std tables and ``<suite>[-quick]_<metric>.png`` the plot.
-``quick`` in the suite file selects a subset and extra overrides for a minutes-long check.
+and optionally ``limit`` (variant -> the only settings it runs in, to keep a suite within its time
+budget), ``shots`` (HELP-protocol suites: after training, fine-tune on K measured samples of each
+test device, for each K; metrics ``k<K>.*``) and ``tables`` (extra tables whose columns are
+metrics, e.g. one per test device).
+
+Every (setting, variant, seed) is one :func:`~ledgformer.train.trainer.run_experiment`, run
+in this process or, with ``jobs > 1``, in worker processes (one torch thread each). The results
+file ``results/<suite>[-quick].json`` holds every metric of every run with its resolved config and
+wall time, plus the machine and code versions; it is rewritten after each run, and a rerun skips
+runs whose resolved config is already in it (a 90-minute suite can be resumed). Tables and plots:
+:mod:`ledgformer.train.bench_report`. ``quick`` in the suite file selects a subset and extra
+overrides for a minutes-long check.
 """
 
 from __future__ import annotations
@@ -28,8 +34,10 @@ import numpy as np
 import yaml
 
 from ledgformer.errors import LedgformerError
+from ledgformer.train.bench_report import write_results
 
-SUITE_KEYS = {"suite", "description", "base", "seeds", "settings", "variants", "metrics", "quick", "command"}
+SUITE_KEYS = {"suite", "description", "base", "seeds", "settings", "variants", "metrics", "quick",
+              "command", "limit", "shots", "tables"}
 
 
 def load_suite(path: str | Path) -> dict[str, Any]:
@@ -41,6 +49,8 @@ def load_suite(path: str | Path) -> dict[str, Any]:
         suite = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise LedgformerError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(suite, dict):
+        raise LedgformerError(f"{path}: a suite file is a mapping of keys {sorted(SUITE_KEYS)}")
     unknown = sorted(set(suite) - SUITE_KEYS)
     if unknown:
         raise LedgformerError(f"{path}: unknown suite key(s) {unknown}; known: {sorted(SUITE_KEYS)}")
@@ -50,15 +60,29 @@ def load_suite(path: str | Path) -> dict[str, Any]:
     suite.setdefault("suite", path.stem)
     suite.setdefault("seeds", [0])
     suite.setdefault("settings", {"default": {}})
+    suite["limit"] = dict(suite.get("limit") or {})
+    for variant, only in suite["limit"].items():
+        if variant not in suite["variants"]:
+            raise LedgformerError(f"{path}: limit names unknown variant {variant!r}")
+        bad = [s for s in only if s not in suite["settings"]]
+        if bad:
+            raise LedgformerError(f"{path}: limit.{variant} names unknown setting(s) {bad}")
+    suite["shots"] = [int(k) for k in suite.get("shots") or []]
+    if any(k < 1 for k in suite["shots"]):
+        raise LedgformerError(f"{path}: shots are K >= 1 measured samples (K = 0 is the test.* metrics)")
+    for spec in suite.get("tables") or []:
+        if not isinstance(spec, dict) or not spec.get("title") or not isinstance(spec.get("columns"), dict):
+            raise LedgformerError(f"{path}: each entry of 'tables' needs a title and columns (label: metric)")
     suite["base"] = str(path.parent / suite["base"])
     return suite
 
 
 def _quick(suite: dict[str, Any]) -> dict[str, Any]:
-    """The suite restricted by its ``quick`` section (seeds, settings/variants subsets, overrides)."""
+    """The suite restricted by its ``quick`` section (seeds, settings/variants/shots subsets, overrides)."""
     q = dict(suite.get("quick") or {})
     out = dict(suite)
     out["seeds"] = q.get("seeds", suite["seeds"][:1])
+    out["shots"] = [int(k) for k in q.get("shots", suite["shots"])]
     for axis in ("settings", "variants"):
         if axis in q:
             missing = [k for k in q[axis] if k not in suite[axis]]
@@ -77,9 +101,52 @@ def _overrides(*parts: Mapping[str, Any]) -> list[str]:
     return [f"{k}={json.dumps(v)}" for k, v in merged.items()]
 
 
-def _run_key(cfg: Mapping[str, Any]) -> str:
+def _run_key(cfg: Mapping[str, Any], shots: Sequence[int] = ()) -> str:
     clean = {k: v for k, v in cfg.items() if k != "out"}
+    if shots:
+        clean["bench.shots"] = list(shots)
     return hashlib.sha256(json.dumps(clean, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def few_shot_metrics(run_dir: str | Path, cfg: Mapping[str, Any], shots: Sequence[int]) -> dict[str, float]:
+    """``k<K>.*`` metrics: the trained checkpoint fine-tuned on K samples of each test device in turn.
+
+    Per device (``k<K>.per_device.<dev>.spearman|kendall_tau|mape|acc@10%``) and their means over
+    the test devices (``k<K>.mean_device_spearman``, ``k<K>.mape`` ...). HELP protocol only.
+    """
+    from ledgformer.data import splits
+    from ledgformer.train.finetune import finetune_checkpoint
+
+    if cfg["task"] != "help-latency":
+        raise LedgformerError(f"suite key 'shots' needs task help-latency, the base config has "
+                              f"{cfg['task']!r}")
+    devices = cfg["data"]["test_devices"] or splits.HELP_PROTOCOLS[cfg["data"]["benchmark"]][2]
+    out: dict[str, float] = {}
+    for k in shots:
+        per: dict[str, dict[str, float]] = {}
+        for dev in devices:
+            r = finetune_checkpoint(Path(run_dir) / "model.pt", f"help/{dev}", k, seed=int(cfg["seed"]),
+                                    data_root=cfg["data"].get("data_root"))
+            per[dev] = {m: float(r[m]) for m in ("spearman", "kendall_tau", "mape", "acc@10%")}
+            out.update({f"k{k}.per_device.{dev}.{m}": v for m, v in per[dev].items()})
+        out[f"k{k}.mean_device_spearman"] = float(np.mean([p["spearman"] for p in per.values()]))
+        for m in ("kendall_tau", "mape", "acc@10%"):
+            out[f"k{k}.{m}"] = float(np.mean([p[m] for p in per.values()]))
+    return out
+
+
+def _run_one(cfg: dict[str, Any], shots: Sequence[int]) -> tuple[dict[str, Any], float]:
+    """Train + evaluate one run (and its few-shot evaluations); metrics and wall seconds."""
+    import torch
+
+    from ledgformer.train.trainer import run_experiment
+
+    t0 = time.time()
+    metrics = run_experiment(cfg)
+    if shots:
+        torch.set_num_threads(int(cfg["train"]["threads"]))
+        metrics.update(few_shot_metrics(cfg["out"], cfg, shots))
+    return metrics, time.time() - t0
 
 
 def machine_info() -> dict[str, Any]:
@@ -101,131 +168,96 @@ def machine_info() -> dict[str, Any]:
 
 def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path = "results",
               runs_dir: str | Path = "runs/bench", seeds: Sequence[int] | None = None,
-              progress: bool = True, command: str = "") -> dict[str, Any]:
-    """Run (or resume) a suite; write ``<results_dir>/<name>.json|.md|_<metric>.png``; return the results."""
-    from rich.progress import Progress
+              progress: bool = True, command: str = "", jobs: int = 1) -> dict[str, Any]:
+    """Run (or resume) a suite; write ``<results_dir>/<name>.json|.md|_<metric>.png``; return the results.
+
+    ``jobs > 1`` runs that many trainings at once in worker processes (each uses ``train.threads``
+    torch threads); the numbers do not depend on ``jobs``, only the wall time does.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing import get_context
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ledgformer import __version__
     from ledgformer.train.checkpoint import code_versions
     from ledgformer.train.config import load_config
-    from ledgformer.train.trainer import run_experiment
 
     full = load_suite(path)
     suite = _quick(full) if quick else {**full, "extra": {}}
     if seeds is not None:
         suite["seeds"] = list(seeds)
+    if jobs < 1:
+        raise LedgformerError(f"jobs must be >= 1, got {jobs}")
     name = suite["suite"] + ("-quick" if quick else "")
     out_json = Path(results_dir) / f"{name}.json"
     old = json.loads(out_json.read_text()) if out_json.is_file() else {}
     done = {r["key"]: r for r in old.get("runs", [])}
-    jobs = [(s, v, seed) for s in suite["settings"] for v in suite["variants"] for seed in suite["seeds"]]
+    limit = suite["limit"]
+    grid = [(s, v, seed) for s in suite["settings"] for v in suite["variants"] for seed in suite["seeds"]
+            if v not in limit or s in limit[v]]
     results: dict[str, Any] = {
         "suite": suite["suite"], "quick": quick, "description": suite.get("description", ""),
         "command": command, "base_config": suite["base"], "seeds": suite["seeds"],
         "settings": suite["settings"], "variants": suite["variants"], "metrics": suite["metrics"],
+        "limit": limit, "shots": suite["shots"], "tables": suite.get("tables") or [],
         "machine": machine_info(), "ledgformer": __version__, "versions": code_versions(None),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"), "runs": [],
     }
-    t_start = time.time()
-    with Progress(disable=not progress) as bar:
-        task = bar.add_task(f"bench {name}", total=len(jobs))
-        for setting, variant, seed in jobs:
-            ov = _overrides(suite["settings"][setting], suite["variants"][variant], suite["extra"])
-            out = Path(runs_dir) / name / setting.replace("=", "") / variant.replace(" ", "_") / f"seed{seed}"
-            cfg = load_config(suite["base"], [*ov, f"seed={seed}", f"out={out}", "train.progress=false"])
-            key = _run_key(cfg)
-            bar.update(task, description=f"{setting} | {variant} | seed {seed}")
-            if key in done:
-                results["runs"].append(done[key])
-            else:
-                t0 = time.time()
-                metrics = run_experiment(cfg)
-                results["runs"].append({"key": key, "setting": setting, "variant": variant, "seed": seed,
-                                        "wall_seconds": time.time() - t0, "metrics": metrics, "config": cfg})
-            results["wall_seconds"] = time.time() - t_start
-            write_results(results, Path(results_dir), name)
-            bar.advance(task)
+    runs: dict[int, dict[str, Any]] = {}
+    todo: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+    for i, (setting, variant, seed) in enumerate(grid):
+        ov = _overrides(suite["settings"][setting], suite["variants"][variant], suite["extra"])
+        out = Path(runs_dir) / name / setting.replace("=", "") / variant.replace(" ", "_") / f"seed{seed}"
+        cfg = load_config(suite["base"], [*ov, f"seed={seed}", f"out={out}", "train.progress=false"])
+        key = _run_key(cfg, suite["shots"])
+        head = {"key": key, "setting": setting, "variant": variant, "seed": seed}
+        if key in done:
+            runs[i] = done[key]
+        else:
+            todo.append((i, head, cfg))
+    t_start = time.time() - float(old.get("wall_seconds", 0.0)) if done else time.time()
+
+    def record(i: int, head: dict[str, Any], cfg: dict[str, Any], metrics: dict[str, Any],
+               wall: float) -> None:
+        runs[i] = {**head, "wall_seconds": wall, "metrics": metrics, "config": cfg}
+        results["runs"] = [runs[k] for k in sorted(runs)]
+        results["wall_seconds"] = time.time() - t_start
+        write_results(results, Path(results_dir), name)
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA {task.fields[eta]}")]
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task(f"bench {name}", total=len(grid), completed=len(grid) - len(todo), eta="?")
+        t_run, n_run = time.time(), 0
+
+        def advance(label: str) -> None:
+            nonlocal n_run
+            n_run += 1
+            left = (time.time() - t_run) / n_run * (len(todo) - n_run) / jobs
+            bar.update(task, advance=1, description=label, eta=f"{left / 60:.0f} min")
+
+        if jobs == 1:
+            for i, head, cfg in todo:
+                bar.update(task, description=f"{head['setting']} | {head['variant']} | seed {head['seed']}")
+                record(i, head, cfg, *_run_one(cfg, suite["shots"]))
+                advance(f"bench {name}")
+        else:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+                pending = {pool.submit(_run_one, cfg, suite["shots"]): (i, head, cfg)
+                           for i, head, cfg in todo}
+                bar.update(task, description=f"bench {name} ({jobs} jobs)")
+                while pending:
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        i, head, cfg = pending.pop(fut)
+                        record(i, head, cfg, *fut.result())
+                        advance(f"bench {name} ({jobs} jobs)")
+    results["runs"] = [runs[k] for k in sorted(runs)]
+    results["wall_seconds"] = time.time() - t_start
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     write_results(results, Path(results_dir), name)
     return results
 
 
-def summarise(results: Mapping[str, Any], metric: str) -> dict[tuple[str, str], list[float]]:
-    """(variant, setting) -> the metric over seeds (runs without the metric are skipped)."""
-    table: dict[tuple[str, str], list[float]] = {}
-    for r in results["runs"]:
-        value = r["metrics"].get(metric)
-        if value is not None:
-            table.setdefault((r["variant"], r["setting"]), []).append(float(value))
-    return table
-
-
-def lower_is_better(metric: str) -> bool:
-    """Error metrics (MAPE, RMSE, RMSPE) are better when lower; correlations and Acc(k%) higher."""
-    return metric.rsplit(".", 1)[-1] in ("mape", "rmse", "rmspe")
-
-
-def markdown(results: Mapping[str, Any]) -> str:
-    """Mean ± std (over seeds) tables: one per metric, variants as rows, settings as columns."""
-    settings, variants = list(results["settings"]), list(results["variants"])
-    lines = [f"# {results['suite']}{' (quick)' if results['quick'] else ''}", "",
-             results.get("description", "").strip(), "",
-             f"Command: `{results.get('command', '')}`  ",
-             f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, torch "
-             f"{results['machine']['torch']}; wall time {results.get('wall_seconds', 0) / 60:.1f} min; "
-             f"seeds {results['seeds']}.", ""]
-    for metric in results["metrics"]:
-        table = summarise(results, metric)
-        lines += [f"## {metric}", "", "| variant | " + " | ".join(settings) + " |",
-                  "|---|" + "---:|" * len(settings)]
-        pick = min if lower_is_better(metric) else max
-        best = {s: pick((np.mean(table[(v, s)]) for v in variants if (v, s) in table), default=None)
-                for s in settings}
-        for v in variants:
-            cells = []
-            for s in settings:
-                vals = table.get((v, s))
-                if not vals:
-                    cells.append("–")
-                    continue
-                m = float(np.mean(vals))
-                cell = f"{m:.3f} ± {np.std(vals):.3f}" if len(vals) > 1 else f"{m:.3f}"
-                is_best = best[s] is not None and m == best[s] and len(variants) > 1
-                cells.append(f"**{cell}**" if is_best else cell)
-            lines.append(f"| {v} | " + " | ".join(cells) + " |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def plot(results: Mapping[str, Any], metric: str, path: Path) -> Path:
-    """The metric (mean ± std over seeds) per setting, one line per variant."""
-    from ledgformer.train.report import _new_figure, _save
-
-    settings, table = list(results["settings"]), summarise(results, metric)
-    fig = _new_figure(6.5, 4.5)
-    ax = fig.add_subplot()
-    x = np.arange(len(settings))
-    for v in results["variants"]:
-        pts = [(i, np.mean(table[(v, s)]), np.std(table[(v, s)])) for i, s in enumerate(settings)
-               if (v, s) in table]
-        if pts:
-            i, m, sd = map(np.asarray, zip(*pts, strict=True))
-            ax.errorbar(x[i], m, yerr=sd, marker="o", capsize=3, label=v)
-    ax.set_xticks(x, settings)
-    ax.set_ylabel(metric)
-    ax.set_title(f"{results['suite']}{' (quick)' if results['quick'] else ''}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-def write_results(results: Mapping[str, Any], results_dir: Path, name: str) -> None:
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / f"{name}.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
-    (results_dir / f"{name}.md").write_text(markdown(results) + "\n")
-    if results["runs"]:
-        for metric in results["metrics"]:
-            plot(results, metric, results_dir / f"{name}_{metric.replace('.', '_')}.png")
-
-
-__all__ = ["load_suite", "machine_info", "markdown", "run_suite", "summarise"]
+__all__ = ["load_suite", "machine_info", "run_suite"]

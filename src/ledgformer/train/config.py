@@ -20,7 +20,7 @@ from ledgformer.errors import LedgformerError
 #: every known key with its default; ``model`` is free-form (checked by the model's own config)
 DEFAULTS: dict[str, Any] = {
     "config_name": None,  # the config file's stem (set on load)
-    "task": "nb201-accuracy",  # nb201-accuracy | help-latency | latency
+    "task": "nb201-accuracy",  # accuracy (= nb201-accuracy) | help-latency | latency
     "seed": 0,
     "out": None,  # run folder (default runs/<config name>-seed<S>)
     "data": {

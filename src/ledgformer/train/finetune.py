@@ -80,7 +80,7 @@ def finetune_checkpoint(path: str | Path, device: str, shots: int, *, steps: int
                 opt.step()
         after, _ = trainer.evaluate(("test",))
         result.update(spearman=after["test.spearman"], mape=after["test.mape"],
-                      kendall_tau=after["test.kendall_tau"])
+                      kendall_tau=after["test.kendall_tau"], **{"acc@10%": after["test.acc@10%"]})
         if out:
             save_checkpoint(Path(out) / "model.pt", model, config=cfg, model_name=ckpt["model_name"],
                             model_config=ckpt["model_config"], encoder_id=data.encoder_id,

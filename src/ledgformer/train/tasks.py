@@ -4,9 +4,11 @@ A :class:`TaskData` is model-agnostic: examples are ``(graph row, device row, ta
 ``parts`` holds example indices for ``train`` / ``valid`` / ``test`` (and ``test_all`` where the
 protocol has a second test set). Tasks:
 
-* ``nb201-accuracy``: NAS-Bench-201 cell graphs, 200-epoch validation accuracy; ``n_train``
-  labelled archs (valid drawn from them), test = every other arch (``sample_split``).
-* ``help-latency``: HELP's NAS-Bench-201 whole networks; train on HELP's training devices
+* ``accuracy`` (alias ``nb201-accuracy``): NAS cell graphs with an accuracy label
+  (NAS-Bench-201 on CIFAR-10/100 or ImageNet16-120, NAS-Bench-101...); ``n_train`` labelled archs
+  (valid drawn from them), test = every other arch (``sample_split``).
+* ``help-latency``: HELP's NAS-Bench-201 or FBNet whole networks (``help-nb201`` /
+  ``help-fbnet``, each with its own device split); train on HELP's training devices
   (``n_train_archs`` archs each, drawn outside the evaluation range), select on the validation
   devices' evaluation sets, test zero-shot on the test devices' 800-arch evaluation sets
   (``test``) and on all 15,625 archs (``test_all``).
@@ -27,7 +29,7 @@ from ledgformer.errors import LedgformerError
 from ledgformer.graph.ir import ArchGraph
 from ledgformer.model.features import GraphTensors, HardwareBatch, TextTable, graph_tensors, hardware_tensors
 
-TASKS = ("nb201-accuracy", "help-latency", "latency")
+TASKS = ("accuracy", "nb201-accuracy", "help-latency", "latency")
 
 
 @dataclass
@@ -87,7 +89,7 @@ def _version(bench: BenchmarkData, split_fp: str) -> dict[str, Any]:
             "split": split_fp}
 
 
-def nb201_accuracy(cfg: Mapping[str, Any], seed: int) -> TaskData:
+def accuracy_task(cfg: Mapping[str, Any], seed: int) -> TaskData:
     from ledgformer.data.registry import load_benchmark
     from ledgformer.data.splits import sample_split
 
@@ -118,11 +120,15 @@ def help_latency(cfg: Mapping[str, Any], seed: int) -> TaskData:
     from ledgformer.hardware import card_name
 
     d = cfg["data"]
+    if d["benchmark"] not in splits.HELP_PROTOCOLS:
+        raise LedgformerError(f"task help-latency needs a HELP benchmark "
+                              f"({', '.join(splits.HELP_PROTOCOLS)}), got data.benchmark={d['benchmark']!r}")
+    train_devs, valid_devs, test_devs, pool_size = splits.HELP_PROTOCOLS[d["benchmark"]]
     bench = load_benchmark(d["benchmark"], d["data_root"])
     roles = {
-        "train": d["train_devices"] or splits.HELP_NB201_TRAIN,
-        "valid": d["valid_devices"] or splits.HELP_NB201_VALID,
-        "test": d["test_devices"] or splits.HELP_NB201_TEST,
+        "train": d["train_devices"] or train_devs,
+        "valid": d["valid_devices"] or valid_devs,
+        "test": d["test_devices"] or test_devs,
     }
     cards = {role: [card_name("help", k) for k in keys] for role, keys in roles.items()}
     devices = [c for role in ("train", "valid", "test") for c in cards[role]]
@@ -138,10 +144,9 @@ def help_latency(cfg: Mapping[str, Any], seed: int) -> TaskData:
         raise LedgformerError(f"{bench.name}: no records for device(s) {absent}; have {bench.devices()}")
     n = max(ids) + 1
     lat = {c: np.asarray([by_dev[c][i] for i in range(n)]) for c in devices}
-    eval_idx = {c: splits.help_eval_indices(lat[c]) for c in devices}
+    eval_idx = {c: splits.help_eval_indices(lat[c], start=pool_size) for c in devices}
     rng = np.random.default_rng(seed)
-    outside = np.setdiff1d(np.arange(n), np.arange(splits.HELP_NB201_POOL_SIZE,
-                                                   splits.HELP_NB201_POOL_SIZE + splits.HELP_NUM_QUERY))
+    outside = np.setdiff1d(np.arange(n), np.arange(pool_size, pool_size + splits.HELP_NUM_QUERY))
     n_arch = min(int(d["n_train_archs"]), outside.size)
     rows: dict[str, list[tuple[int, int]]] = {"train": [], "valid": [], "test": [], "test_all": [],
                                               "shots": []}
@@ -155,7 +160,7 @@ def help_latency(cfg: Mapping[str, Any], seed: int) -> TaskData:
         if d["eval_all"]:
             rows["test_all"] += [(i, devices.index(c)) for i in range(n)]
         if int(d["shots"]) > 0:
-            pool = splits.help_pool_indices(lat[c])
+            pool = splits.help_pool_indices(lat[c], count=pool_size)
             shots = splits.kshot_indices(n, int(d["shots"]), seed, exclude=eval_idx[c], pool=pool)
             rows["shots"] += [(int(i), devices.index(c)) for i in shots]
     used = sorted({i for part in rows.values() for i, _ in part})
@@ -192,8 +197,8 @@ def help_latency(cfg: Mapping[str, Any], seed: int) -> TaskData:
 
 def build_task(cfg: Mapping[str, Any]) -> TaskData:
     name = cfg["task"]
-    if name == "nb201-accuracy":
-        return nb201_accuracy(cfg, int(cfg["seed"]))
+    if name in ("accuracy", "nb201-accuracy"):
+        return accuracy_task(cfg, int(cfg["seed"]))
     if name == "help-latency":
         return help_latency(cfg, int(cfg["seed"]))
     if name == "latency":
@@ -203,4 +208,4 @@ def build_task(cfg: Mapping[str, Any]) -> TaskData:
     raise LedgformerError(f"unknown task '{name}'; known: {', '.join(TASKS)}")
 
 
-__all__ = ["TASKS", "TaskData", "build_task", "featurize", "help_latency", "nb201_accuracy"]
+__all__ = ["TASKS", "TaskData", "accuracy_task", "build_task", "featurize", "help_latency"]
