@@ -15,7 +15,7 @@ from ledgformer.graph.ir import ArchGraph
 from ledgformer.hardware import FEATURE_NAMES
 from ledgformer.model import HardwareBatch, TextTable, collate, create_model, graph_tensors, list_models
 from ledgformer.model.classical import longest_path_depth, ridge_loo, static_feature_names, static_features
-from ledgformer.model.features import GraphTensors
+from ledgformer.model.features import GRAPH_FEATURES, GraphTensors
 from ledgformer.spaces.nb201 import all_arch_strings, cell_graph
 
 NEURAL = ("mlp", "gin", "graphsage", "static_transformer")
@@ -288,3 +288,48 @@ def test_gin_residual_option_changes_the_model():
     plain, res = _build("gin", "accuracy"), _build("gin", "accuracy", residual=True)
     res.load_state_dict(plain.state_dict())
     assert not torch.allclose(plain(batch), res(batch))
+
+
+def test_masked_batch_norm_ignores_padding():
+    from ledgformer.model.baselines import MaskedBatchNorm
+
+    torch.manual_seed(0)
+    h = torch.randn(3, 5, 4)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0]], dtype=torch.bool)
+    norm = MaskedBatchNorm(4).train()
+    out = norm(h, mask)
+    real = out[mask]  # 10 real nodes: zero mean, unit (biased) variance per channel
+    torch.testing.assert_close(real.mean(0), torch.zeros(4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(real.var(0, unbiased=False), torch.ones(4), atol=1e-3, rtol=0)
+    assert torch.equal(out[~mask], h[~mask])
+    other = h.masked_fill(~mask[..., None], 100.0)  # different padding, same real nodes
+    torch.testing.assert_close(MaskedBatchNorm(4).train()(other, mask)[mask], real)
+
+
+@pytest.mark.parametrize("opts", [{"batch_norm": True}, {"jk": True}, {"batch_norm": True, "jk": True}])
+def test_gin_options_padding_invariant_and_trainable(opts, one_thread):
+    cells = [_tensors(cell_graph(a)) for a in all_arch_strings()[:16]]
+    tiny = _tensors(small_cnn(8, 0))  # 5 nodes: padded to the cells' 8
+    model = _build("gin", "accuracy", d_model=32, n_layers=2, **opts)
+    assert model.config_dict()["jk"] == opts.get("jk", False)
+    if opts.get("jk"):  # graph vector: input embedding + 2 layers, then the graph totals
+        assert model.head[0].in_features == 3 * 32 + len(GRAPH_FEATURES)
+    both = model(collate([tiny, *cells[:2]], TEXT))
+    torch.testing.assert_close(model(collate([tiny], TEXT))[0], both[0], atol=1e-5, rtol=1e-5)
+    torch.manual_seed(0)
+    batch, y = collate(cells, TEXT), torch.randn(16)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        opt.zero_grad()
+        loss = (model(batch) - y).pow(2).mean()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05 * float(y.var())
+
+
+def test_gin_default_keeps_checkpoint_keys():
+    # GIN checkpoints written before batch_norm / jk existed must still load
+    keys = set(create_model("gin", n_layers=1).state_dict())
+    assert {"layers.0.mlp.0.weight", "layers.0.mlp.3.weight", "head.0.weight"} <= keys
+    assert not any("norms" in k for k in keys)

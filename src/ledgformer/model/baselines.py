@@ -131,49 +131,83 @@ class MLPBaseline(NeuralBaseline):
         return self.readout(torch.relu(self.body(self.encode(batch))), batch, hw)
 
 
+class MaskedBatchNorm(nn.Module):
+    """Batch norm over the real nodes of a padded batch (padding would skew the statistics)."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(d)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return h.masked_scatter(mask[..., None], self.bn(h[mask]))
+
+
 class GINLayer(nn.Module):
     """``h' = MLP((1 + eps) h + sum of neighbour messages)``; separate linear maps per direction;
+    ``batch_norm`` makes it Xu et al.'s layer (``MLP = Linear, BN, ReLU, Linear``, then BN, ReLU);
     ``residual`` adds ``h`` back (not in the original GIN)."""
 
-    def __init__(self, d: int, n_dirs: int, separate: bool, residual: bool = False) -> None:
+    def __init__(self, d: int, n_dirs: int, separate: bool, residual: bool = False,
+                 batch_norm: bool = False) -> None:
         super().__init__()
         self.residual = residual
         self.eps = nn.Parameter(torch.zeros(()))
         maps = nn.ModuleList(nn.Linear(d, d, bias=False) for _ in range(n_dirs))
         self.dir_maps = maps if separate else None
-        self.mlp = mlp(d, d, d)
+        self.mlp = mlp(d, d, d)  # Linear, ReLU, Dropout(0), Linear: the norms go between
+        self.norms = nn.ModuleList(MaskedBatchNorm(d) for _ in range(2)) if batch_norm else None
 
     def forward(self, h: torch.Tensor, adjs: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         agg = (1.0 + self.eps) * h
         for k, a in enumerate(adjs):
             msg = a @ h
             agg = agg + (self.dir_maps[k](msg) if self.dir_maps is not None else msg)
-        out = torch.relu(self.mlp(agg)) * mask[..., None].to(h.dtype)
+        x = self.mlp[0](agg)
+        if self.norms is not None:
+            x = self.norms[0](x, mask)
+        x = self.mlp[-1](torch.relu(x))
+        if self.norms is not None:
+            x = self.norms[1](x, mask)
+        out = torch.relu(x) * mask[..., None].to(h.dtype)
         return h + out if self.residual else out
 
 
 @register_model("gin")
 class GINBaseline(NeuralBaseline):
-    """Graph isomorphism network on the cell / operator graph (sum aggregation, pooled readout)."""
+    """Graph isomorphism network on the cell / operator graph (sum aggregation, pooled readout).
+
+    ``jk=True`` pools the node states of every layer (input embedding included) and
+    concatenates them, the graph-level readout of Xu et al. (ICLR 2019); otherwise the last
+    layer alone is pooled.
+    """
 
     def __init__(self, task: str = "accuracy", d_model: int = 64, n_layers: int = 4, readout: str = "sum",
                  direction: str = "both", separate: bool = True, residual: bool = False, dropout: float = 0.0,
-                 use_glob: bool = True, use_hardware: bool | None = None,
+                 batch_norm: bool = False, jk: bool = False, use_glob: bool = True,
+                 use_hardware: bool | None = None,
                  text_dim: int | None = None, hw_text_dim: int | None = None) -> None:
         cfg = {"task": task, "d_model": d_model, "n_layers": n_layers, "readout": readout,
                "direction": direction, "separate": separate, "residual": residual, "dropout": dropout,
-               "use_glob": use_glob, "use_hardware": use_hardware}
+               "batch_norm": batch_norm, "jk": jk, "use_glob": use_glob, "use_hardware": use_hardware}
         super().__init__(task, d_model, use_hardware, use_glob, dropout, cfg)
         self.pool = _choice("readout", readout, ("sum", "mean"))
         self.direction = _choice("direction", direction, ("both", "in"))
+        self.jk = jk
         n_dirs = 2 if direction == "both" else 1
-        self.layers = nn.ModuleList(GINLayer(d_model, n_dirs, separate, residual) for _ in range(n_layers))
+        self.layers = nn.ModuleList(GINLayer(d_model, n_dirs, separate, residual, batch_norm)
+                                    for _ in range(n_layers))
+        if jk:  # the head sees every layer's pooled state
+            d_head = self.head[0].in_features + n_layers * d_model
+            self.head = mlp(d_head, d_model, 1, n_hidden=2, dropout=dropout)
 
     def forward(self, batch: Batch, hw: HardwareBatch | None = None) -> torch.Tensor:
         h, adjs = self.node_inputs(batch), neighbours(batch, self.direction)
+        pooled = [pool(h, batch.mask, self.pool)] if self.jk else []
         for layer in self.layers:
             h = layer(h, adjs, batch.mask)
-        return self.readout(pool(h, batch.mask, self.pool), batch, hw)
+            if self.jk:
+                pooled.append(pool(h, batch.mask, self.pool))
+        return self.readout(torch.cat(pooled, -1) if self.jk else pool(h, batch.mask, self.pool), batch, hw)
 
 
 @register_model("graphsage")
@@ -267,6 +301,6 @@ class StaticTransformerBaseline(NeuralBaseline):
 
 
 __all__ = [
-    "GINBaseline", "GINLayer", "GraphSAGEBaseline", "MLPBaseline", "MaskedBlock", "NeuralBaseline",
-    "StaticTransformerBaseline", "neighbours", "pool",
+    "GINBaseline", "GINLayer", "GraphSAGEBaseline", "MLPBaseline", "MaskedBatchNorm", "MaskedBlock",
+    "NeuralBaseline", "StaticTransformerBaseline", "neighbours", "pool",
 ]
