@@ -6,7 +6,8 @@ with a fresh SQLite database, seeded with *real* measurements of two models on t
 ``--concurrency`` in flight (asyncio + httpx), cycling through three kinds:
 
 * ``ir-measured``: ResNet-18 as IR JSON -> the stored measurement;
-* ``ir-predicted``: MobileNetV2 as IR JSON -> the FLOPs fallback fitted on the seeded measurements;
+* ``ir-predicted``: MobileNetV2 as IR JSON -> predicted (``--predictor``, default ``flops``: the
+  fallback fitted on the seeded measurements);
 * ``onnx-upload``: SqueezeNet 1.1 as an ONNX file (multipart) -> parsed server-side, measured.
 
 Reports client-side latency percentiles per kind and overall, throughput and every error into
@@ -181,6 +182,9 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=120.0, help="per request, seconds")
     ap.add_argument("--time-limit", type=float, default=300.0, help="whole load phase, seconds")
     ap.add_argument("--out", type=Path, default=RESULTS / "serve_load")
+    ap.add_argument("--predictor", default="flops",
+                    help="serve's --predictor (default flops: the fallback fitted on the seeded "
+                    "measurements, as in results/serve_load.md; 'latency-all' loads the learned one)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -188,7 +192,7 @@ def main() -> int:
         plat, stored, payloads = seed(db_url)
         port = _free_port()
         server = subprocess.Popen([sys.executable, "-m", "ledgformer.cli.main", "serve", "--port", str(port),
-                                   "--db", db_url, "--log-level", "warning"])
+                                   "--db", db_url, "--log-level", "warning", "--predictor", args.predictor])
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60

@@ -22,7 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ledgformer.cli.main import main
 from ledgformer.db import LatencyDB, Predictor, answer, fallback_predictor, median_iqr
-from ledgformer.db.answer import FLOPS_FIT, ROOFLINE
+from ledgformer.db.answer import FLOPS, FLOPS_FIT, ROOFLINE, load_predictor
 from ledgformer.db.engine import head_revision
 from ledgformer.errors import LedgformerError
 from ledgformer.graph.builder import GraphBuilder
@@ -67,6 +67,33 @@ def tiny_onnx() -> bytes:
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
     onnx.checker.check_model(model)
     return model.SerializeToString()
+
+
+TINY_SHIPPED = ("latency-all", "help-nb201-latency")
+
+
+def use_tiny_shipped(folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Ship tiny untrained latency predictors (one-hot encoder: no text model, milliseconds to load)
+    under the default names, in place of the real ones; returns name -> checkpoint hash (version)."""
+    import hashlib
+
+    import torch
+
+    from ledgformer.api import Predictor as Trained
+
+    folder.mkdir(parents=True, exist_ok=True)
+    entries, versions = {}, {}
+    for seed, name in enumerate(TINY_SHIPPED):
+        torch.manual_seed(seed)
+        model = Trained.create("ledgformer", task="latency", encoder="onehot", d_model=16, n_layers=1,
+                               n_heads=2, dyn_rank=4, hw_layers=0)
+        path = model.save(folder / f"{name}.pt")
+        entries[name] = {"task": "latency", "checkpoint": path.name, "metrics": {}}
+        versions[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    (folder / "manifest.json").write_text(json.dumps({"format": 1, "predictors": entries}))
+    monkeypatch.setattr("ledgformer.api.shipped.PREDICTORS_DIR", folder)
+    monkeypatch.setenv("LEDGFORMER_CACHE", str(folder / "cache"))
+    return versions
 
 
 
@@ -322,7 +349,8 @@ def test_cli_query_db_stats_export(db: LatencyDB, db_url: str, tmp_path: Path, c
     assert capsys.readouterr().out.strip() == "measured: 2.5 ms (median of 3 runs, IQR 0.5 ms) on gpu"
     other = tmp_path / "h.json"
     other.write_text(make_graph(16).to_json())
-    assert main(["query", str(other), "--platform", "gpu", "--db", db_url, "--json"]) == 0
+    assert main(["query", str(other), "--platform", "gpu", "--db", db_url, "--json",
+                 "--predictor", FLOPS]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["source"] == "predicted" and out["predictor"].startswith(FLOPS_FIT)
     assert main(["query", str(other), "--platform", "no-such-platform", "--db", db_url]) == 2
@@ -334,6 +362,59 @@ def test_cli_query_db_stats_export(db: LatencyDB, db_url: str, tmp_path: Path, c
     assert len(json.loads((tmp_path / "r.json").read_text())["records"]) == 1
     assert main(["db", "migrate", "--db", db_url]) == 0
     assert "already at revision" in capsys.readouterr().out
+
+
+def test_cli_query_default_is_the_shipped_predictor(db: LatencyDB, db_url: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """No --predictor: the shipped predictor `ledgformer predict` picks (latency-all; the NB201 one
+    for arch strings), labelled with its checkpoint hash and stored under it; `flops` is the old
+    fallback, stored apart; a measured graph loads no predictor at all."""
+    from ledgformer.api import Predictor as Trained
+    from ledgformer.spaces import nb201
+
+    versions = use_tiny_shipped(tmp_path / "shipped", monkeypatch)
+    g = make_graph(16)
+    db.add_platform("gpu", CARD)
+    db.add_measurement(make_graph(8), "gpu", measured([2.0, 2.5, 3.0]))
+    ir = tmp_path / "h.json"
+    ir.write_text(g.to_json())
+
+    def query(*argv: str) -> dict:
+        assert main(["query", *argv, "--platform", "gpu", "--db", db_url, "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    out = query(str(ir))
+    label = f"ledgformer:latency-all {versions['latency-all']}"
+    assert (out["source"], out["predictor"]) == ("predicted", label)
+    assert out["latency_ms"] == pytest.approx(Trained.load("latency-all").predict(g, CARD), rel=1e-6)
+    assert db.prediction(g.content_hash(), "gpu", "ledgformer:latency-all", versions["latency-all"]) == \
+        pytest.approx(out["latency_ms"])
+    flops = query(str(ir), "--predictor", FLOPS)
+    assert flops["predictor"].startswith(FLOPS_FIT) and flops["latency_ms"] != out["latency_ms"]
+    assert db.stats()["predictions"] == 2  # one row per (predictor, version): neither overwrote the other
+    arch = nb201.all_arch_strings()[5]
+    nb = query(arch)
+    assert nb["predictor"] == f"ledgformer:help-nb201-latency {versions['help-nb201-latency']}"
+    assert nb["graph_hash"] == nb201.network_graph(arch).content_hash()
+    monkeypatch.setattr(Trained, "load", None)  # a measured answer must not touch the predictor
+    (tmp_path / "g.json").write_text(make_graph(8).to_json())
+    assert query(str(tmp_path / "g.json"))["source"] == "measured"
+
+
+def test_default_predictor_is_the_real_shipped_one() -> None:
+    """Unpatched, the default is the shipped latency-all, versioned by its checkpoint's hash."""
+    import hashlib
+    import importlib.util
+
+    from ledgformer.api.shipped import shipped_checkpoint
+
+    if importlib.util.find_spec("sentence_transformers") is None:
+        pytest.skip("the shipped predictors use the minilm encoder (sentence-transformers not installed)")
+    source = load_predictor()
+    path = shipped_checkpoint("latency-all")[0]
+    assert source is not None and source.name == "ledgformer:latency-all"
+    assert source.version == hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    assert load_predictor(FLOPS) is None
 
 
 # ---- concurrency and crash safety -------------------------------------------------------------

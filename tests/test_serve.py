@@ -13,12 +13,13 @@ import httpx
 import pytest
 import uvicorn
 
+from ledgformer.cli.main import main
 from ledgformer.db import LatencyDB, median_iqr
 from ledgformer.graph.builder import GraphBuilder
 from ledgformer.graph.ir import ArchGraph
 from ledgformer.graph.onnx_import import load_onnx
 from ledgformer.serve import create_app
-from test_db import tiny_onnx
+from test_db import tiny_onnx, use_tiny_shipped
 
 CARD = "help/1080ti_32"
 LIMIT_MB = 1.0
@@ -162,3 +163,47 @@ def test_request_size_limit_413(client: httpx.Client) -> None:
     r = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413
     assert client.get("/health").status_code == 200  # the server is still fine
+
+
+def test_cli_serve_default_is_the_shipped_predictor_loaded_once(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ledgformer serve` (in-process, uvicorn.run captured): without --predictor the shipped latency
+    predictor answers, loaded once at start-up however many requests come; --predictor flops is the
+    labelled fallback. /health and every answer name the predictor and its checkpoint hash."""
+    from starlette.testclient import TestClient
+
+    from ledgformer.api import Predictor as Trained
+
+    versions = use_tiny_shipped(tmp_path / "shipped", monkeypatch)
+    url = f"sqlite:///{tmp_path / 'latency.db'}"
+    with LatencyDB(url) as db:
+        db.add_platform("gpu", CARD)
+        db.add_measurement(graph(8), "gpu", _M([2.0, 2.2, 2.4]))
+    loads, apps = [], []
+    real_load = Trained.load.__func__
+    counting = classmethod(lambda cls, *a, **k: loads.append(a) or real_load(cls, *a, **k))
+    monkeypatch.setattr(Trained, "load", counting)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_kw: apps.append(app))
+
+    assert main(["serve", "--db", url]) == 0
+    label = f"ledgformer:latency-all {versions['latency-all']}"
+    with TestClient(apps[-1]) as client:
+        assert client.get("/health").json()["predictor"] == label
+        for width in (16, 24, 16):
+            body = client.post("/predict", json={"graph": graph(width).to_dict(), "platform": "gpu"}).json()
+            assert (body["source"], body["predictor"]) == ("predicted", label) and body["latency_ms"] > 0
+        # a card without peak figures, which the FLOPs fallback cannot estimate: the model can
+        body = client.post("/predict", json={"graph": graph(8).to_dict(), "platform": "help/pixel3"}).json()
+        assert body["predictor"] == label
+        measured = client.post("/predict", json={"graph": graph(8).to_dict(), "platform": "gpu"}).json()
+        assert measured["source"] == "measured"
+    assert loads == [("latency-all",)]
+    apps[-1].state.db.close()
+
+    assert main(["serve", "--db", url, "--predictor", "flops"]) == 0
+    with TestClient(apps[-1]) as client:
+        assert "fallback" in client.get("/health").json()["predictor"]
+        body = client.post("/predict", json={"graph": graph(16).to_dict(), "platform": "gpu"}).json()
+        assert body["predictor"].startswith("flops-proportional-fit n=1")
+    assert len(loads) == 1
+    apps[-1].state.db.close()

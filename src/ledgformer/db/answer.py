@@ -1,11 +1,14 @@
 """Answer "how fast is this graph on that platform": the measured median if the database has one,
 else a prediction, and always say which.
 
-The prediction source is pluggable: a ``Predictor`` wraps any ``predict_fn(graph, card) -> ms``
-(the LeDG-Former predictor plugs in here). Without one, ``fallback_predictor`` gives a simple, real
-estimate, labelled as such: latency proportional to FLOPs, with the ms-per-FLOP ratio fitted on the
+The prediction source is pluggable: a ``Predictor`` wraps any ``predict_fn(graph, card) -> ms``.
+``load_predictor`` picks it for the CLI: by default the shipped learned latency predictor that
+``ledgformer predict`` uses; ``flops`` asks for ``fallback_predictor``, a simple, real estimate,
+labelled as such: latency proportional to FLOPs, with the ms-per-FLOP ratio fitted on the
 platform's measurements in the database (median ratio), or, with no measurements, the roofline
 bound from the card's peak FLOP/s and memory bandwidth (a lower bound, not a learned prediction).
+Every predicted answer carries its source's name and version (a checkpoint's content hash), and
+stored predictions are keyed by both, so one predictor's number is never taken for another's.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import importlib
 import math
 import statistics
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +29,8 @@ from ledgformer.hardware import HardwareCard, load_card
 
 PredictFn = Callable[[ArchGraph, HardwareCard], float]
 
+#: ``--predictor`` value that asks for the FLOPs fit / roofline fallback instead of a learned predictor
+FLOPS = "flops"
 FLOPS_FIT = "flops-proportional-fit"
 ROOFLINE = "roofline-bound"
 _PEAK_FIELD = {"fp16": "peak_tflops_fp16", "bf16": "peak_tflops_bf16", "int8": "peak_tops_int8",
@@ -90,8 +96,9 @@ def fallback_predictor(db: LatencyDB | None, platform: str, card: HardwareCard) 
     bandwidth = card.memory_bandwidth_gbs
     if not peak and not bandwidth:
         raise LedgformerError(
-            f"no prediction for platform {platform!r}: no predictor given, no measurements on it in the "
-            "database to fit a FLOPs estimate, and its card has no peak FLOP/s or memory bandwidth")
+            f"no prediction for platform {platform!r} from the FLOPs fallback: no measurements on it in "
+            "the database to fit one, and its card has no peak FLOP/s or memory bandwidth (a learned "
+            "latency predictor needs neither)")
 
     def roofline(g: ArchGraph, _c: HardwareCard) -> float:
         compute = _need_flops(g) / (peak * 1e12) if peak else 0.0
@@ -129,13 +136,34 @@ def trained_predictor(spec: str) -> Predictor:
     if model.task != "latency":
         raise LedgformerError(f"--predictor {spec!r} predicts {model.task}, not latency")
     version = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    return Predictor(f"ledgformer:{model.name}", version,
-                     lambda graph, card: float(model.predict(graph, hardware=card)))
+    lock = threading.Lock()
+
+    def predict(graph: ArchGraph, card: HardwareCard) -> float:
+        with lock:  # ``serve`` calls one model from its worker threads; its caches are not thread-safe
+            try:
+                return float(model.predict(graph, hardware=card))
+            finally:
+                model.clear_cache()  # a service sees ever new graphs: keep its memory flat
+
+    return Predictor(f"ledgformer:{model.name}", version, predict)
 
 
-def load_predictor(spec: str) -> Predictor:
-    """A prediction source: a shipped predictor name or checkpoint (``latency-all``, ``runs/x/model.pt``),
-    or ``module:attribute`` naming a ``Predictor`` or a ``predict_fn(graph, card) -> ms``."""
+def load_predictor(spec: str | None = None, *, model: object = None) -> Predictor | None:
+    """The prediction source ``--predictor`` names; None (the default) is the shipped latency
+    predictor ``ledgformer predict`` picks for ``model`` (help-nb201-latency for NB201 arch strings,
+    latency-all otherwise). ``flops`` returns None: ``answer``'s labelled FLOPs / roofline fallback.
+    Else a shipped predictor name or checkpoint (``latency-all``, ``runs/x/model.pt``), or
+    ``module:attribute`` naming a ``Predictor`` or a ``predict_fn(graph, card) -> ms``."""
+    if spec == FLOPS:
+        return None
+    if spec is None:
+        from ledgformer.api.shipped import default_predictor
+
+        try:
+            return trained_predictor(default_predictor("latency", model=model))
+        except LedgformerError as err:
+            raise LedgformerError(f"default latency predictor: {err} (or --predictor {FLOPS} for the FLOPs / "
+                                  "roofline estimate)") from err
     if ":" not in spec:
         return trained_predictor(spec)
     module_name, _, attr = spec.partition(":")
@@ -190,5 +218,5 @@ def answer(
     return Answer(value, "predicted", platform, h, predictor=source.label, note=source.note)
 
 
-__all__ = ["FLOPS_FIT", "ROOFLINE", "Answer", "PredictFn", "Predictor", "answer", "fallback_predictor",
-           "load_predictor", "platform_card"]
+__all__ = ["FLOPS", "FLOPS_FIT", "ROOFLINE", "Answer", "PredictFn", "Predictor", "answer",
+           "fallback_predictor", "load_predictor", "platform_card", "trained_predictor"]
