@@ -30,7 +30,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from ledgformer.errors import LedgformerError
@@ -101,38 +100,16 @@ def _overrides(*parts: Mapping[str, Any]) -> list[str]:
     return [f"{k}={json.dumps(v)}" for k, v in merged.items()]
 
 
+def _slug(name: str) -> str:
+    """A setting / variant name as a folder name (``N=781`` -> ``N781``, spaces -> ``_``)."""
+    return name.replace("=", "").replace(" ", "_")
+
+
 def _run_key(cfg: Mapping[str, Any], shots: Sequence[int] = ()) -> str:
     clean = {k: v for k, v in cfg.items() if k != "out"}
     if shots:
         clean["bench.shots"] = list(shots)
     return hashlib.sha256(json.dumps(clean, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def few_shot_metrics(run_dir: str | Path, cfg: Mapping[str, Any], shots: Sequence[int]) -> dict[str, float]:
-    """``k<K>.*`` metrics: the trained checkpoint fine-tuned on K samples of each test device in turn.
-
-    Per device (``k<K>.per_device.<dev>.spearman|kendall_tau|mape|acc@10%``) and their means over
-    the test devices (``k<K>.mean_device_spearman``, ``k<K>.mape`` ...). HELP protocol only.
-    """
-    from ledgformer.data import splits
-    from ledgformer.train.finetune import finetune_checkpoint
-
-    if cfg["task"] != "help-latency":
-        raise LedgformerError(f"suite key 'shots' needs task help-latency, the base config has "
-                              f"{cfg['task']!r}")
-    devices = cfg["data"]["test_devices"] or splits.HELP_PROTOCOLS[cfg["data"]["benchmark"]][2]
-    out: dict[str, float] = {}
-    for k in shots:
-        per: dict[str, dict[str, float]] = {}
-        for dev in devices:
-            r = finetune_checkpoint(Path(run_dir) / "model.pt", f"help/{dev}", k, seed=int(cfg["seed"]),
-                                    data_root=cfg["data"].get("data_root"))
-            per[dev] = {m: float(r[m]) for m in ("spearman", "kendall_tau", "mape", "acc@10%")}
-            out.update({f"k{k}.per_device.{dev}.{m}": v for m, v in per[dev].items()})
-        out[f"k{k}.mean_device_spearman"] = float(np.mean([p["spearman"] for p in per.values()]))
-        for m in ("kendall_tau", "mape", "acc@10%"):
-            out[f"k{k}.{m}"] = float(np.mean([p[m] for p in per.values()]))
-    return out
 
 
 def _run_one(cfg: dict[str, Any], shots: Sequence[int]) -> tuple[dict[str, Any], float]:
@@ -144,8 +121,14 @@ def _run_one(cfg: dict[str, Any], shots: Sequence[int]) -> tuple[dict[str, Any],
     t0 = time.time()
     metrics = run_experiment(cfg)
     if shots:
+        from ledgformer.train.finetune import few_shot_metrics
+
+        if cfg["task"] != "help-latency":
+            raise LedgformerError(f"suite key 'shots' needs task help-latency, the base config has "
+                                  f"{cfg['task']!r}")
         torch.set_num_threads(int(cfg["train"]["threads"]))
-        metrics.update(few_shot_metrics(cfg["out"], cfg, shots))
+        metrics.update(few_shot_metrics(Path(cfg["out"]) / "model.pt", list(shots), seed=int(cfg["seed"]),
+                                        data_root=cfg["data"].get("data_root")))
     return metrics, time.time() - t0
 
 
@@ -202,13 +185,13 @@ def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path 
         "settings": suite["settings"], "variants": suite["variants"], "metrics": suite["metrics"],
         "limit": limit, "shots": suite["shots"], "tables": suite.get("tables") or [],
         "machine": machine_info(), "ledgformer": __version__, "versions": code_versions(None),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"), "runs": [],
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"), "n_planned": len(grid), "runs": [],
     }
     runs: dict[int, dict[str, Any]] = {}
     todo: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     for i, (setting, variant, seed) in enumerate(grid):
         ov = _overrides(suite["settings"][setting], suite["variants"][variant], suite["extra"])
-        out = Path(runs_dir) / name / setting.replace("=", "") / variant.replace(" ", "_") / f"seed{seed}"
+        out = Path(runs_dir) / name / _slug(setting) / _slug(variant) / f"seed{seed}"
         cfg = load_config(suite["base"], [*ov, f"seed={seed}", f"out={out}", "train.progress=false"])
         key = _run_key(cfg, suite["shots"])
         head = {"key": key, "setting": setting, "variant": variant, "seed": seed}

@@ -138,6 +138,10 @@ def readme_section(results_dir: str | Path) -> str:
             continue
         parts.append(markdown(res, heading="###"))
         note = " **Quick mode only** (the full suite has not been run yet)." if res.get("quick") else ""
+        planned = res.get("n_planned", len(res["runs"]))
+        if len(res["runs"]) < planned:
+            note += (f" **Partial**: {len(res['runs'])} of {planned} runs so far (rerun the command to "
+                     "resume); missing cells show as –.")
         parts.append(f"Files: [`{chosen.name}`]({results_dir.as_posix()}/{chosen.name}), "
                      f"[`{chosen.stem}.md`]({results_dir.as_posix()}/{chosen.stem}.md).{note}")
     return "\n\n".join(parts)
