@@ -30,8 +30,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ledgformer.errors import LedgformerError
 from ledgformer.train.bench_report import write_results
 
@@ -41,15 +39,10 @@ SUITE_KEYS = {"suite", "description", "base", "seeds", "settings", "variants", "
 
 def load_suite(path: str | Path) -> dict[str, Any]:
     """The suite file, checked; ``base`` resolved relative to the file."""
+    from ledgformer.train.config import read_yaml_mapping
+
     path = Path(path)
-    if not path.is_file():
-        raise LedgformerError(f"suite file {path} not found")
-    try:
-        suite = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise LedgformerError(f"{path}: not valid YAML ({err})") from err
-    if not isinstance(suite, dict):
-        raise LedgformerError(f"{path}: a suite file is a mapping of keys {sorted(SUITE_KEYS)}")
+    suite = read_yaml_mapping(path, "suite file")
     unknown = sorted(set(suite) - SUITE_KEYS)
     if unknown:
         raise LedgformerError(f"{path}: unknown suite key(s) {unknown}; known: {sorted(SUITE_KEYS)}")

@@ -119,20 +119,26 @@ def apply_overrides(cfg: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
     return out
 
 
+def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (empty file -> {}), with errors that name the file."""
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
 def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Defaults <- YAML file <- overrides, checked; ``config_name`` records the file stem."""
     file_cfg: dict[str, Any] = {}
     name = "default"
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} not found")
-        try:
-            file_cfg = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err})") from err
-        if not isinstance(file_cfg, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
+        file_cfg = read_yaml_mapping(path, "config file")
         name = path.stem
     user = apply_overrides(file_cfg, overrides)
     _check(user, DEFAULTS, "")
@@ -149,4 +155,5 @@ def save_config(cfg: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
-__all__ = ["DEFAULTS", "ConfigError", "apply_overrides", "load_config", "merge", "save_config"]
+__all__ = ["DEFAULTS", "ConfigError", "apply_overrides", "load_config", "merge", "read_yaml_mapping",
+           "save_config"]
