@@ -6,6 +6,9 @@ HELP's NAS-Bench-201 whole networks (``configs/help-nb201-zeroshot.yaml``; an ex
 (network, device) pair and LeDG-Former encodes a network once per batch). Every model runs the
 trainer's own batching (``Trainer._forward``: collate + forward), loss, clipping and AdamW step,
 with the same batch sizes; weights are freshly initialised (speed does not depend on them).
+Ranking: the model's encode + decode directly; the user API with the shipped late-fusion
+predictor, cold (empty encoding cache, in this process) and warm (fresh processes reading the
+encoding disk cache); and ``encode`` before/after its inference fast path on the same graphs.
 Throughput = examples / wall seconds, median over repeats. Writes results/speed.json (machine,
 threads, versions, command) and results/speed.md; ``--quick`` (small sets, one repeat) writes
 results/quick/speed.{json,md}.
@@ -21,6 +24,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,13 +61,16 @@ WORKLOADS = {  # name -> (config, overrides in --quick mode)
 BASELINE_CFG = {"nb201-cells": {"mlp": {"encoding": "position", "max_nodes": 8}},
                 "help-nb201-networks": {"mlp": {"encoding": "counts"}}}
 RANK_DEVICES = ("help/raspi4", "help/pixel2")
-API_HOW = "Predictor.create(...).rank(arch strings, card)"
+RANK_PREDICTOR = "help-nb201-latency"
+API_HOW = f"Predictor.load({RANK_PREDICTOR!r}).rank(arch strings, card)"
+AB_GRAPHS, AB_BATCHES = 96, (4, 16)  # encode A/B: NB201 networks spread over the space; batch sizes
+FP16_CHECK = 1000  # archs predicted again without the disk cache (exact) to measure float16 rounding
 
 
 #: inference also runs at this batch size for every model (large batches are slow on CPU for
 #: whole networks: the [B, heads, N, N] attention tensors fall out of cache)
 SMALL_INFER_BATCH = 32
-RANK_BATCH = 8  # graphs per encode batch when ranking (4-16 are equally fast on this CPU)
+RANK_BATCH = 4  # graphs per encode batch when ranking (2-4 are fastest on this CPU)
 
 
 def settings(quick: bool) -> dict[str, Any]:
@@ -236,30 +243,123 @@ def rank_direct(cfg: dict[str, Any], data: TaskData, batch: int, limit: int | No
     return out
 
 
-def rank_api(model_cfg: dict[str, Any], encoder: str, archs: list[str]) -> dict[str, Any] | None:
-    """``Predictor.rank`` (the user API) for two devices, if the API exists."""
-    try:
-        from ledgformer.api import Predictor
-    except ImportError:
-        return None
-    kw = {k: v for k, v in model_cfg.items() if k != "name"}
-    set_seed(0)
-    p = Predictor.create(model_cfg.get("name", "ledgformer"), task="latency", encoder=encoder, **kw)
-    out: dict[str, Any] = {"how": API_HOW}
-    for k, dev in enumerate(RANK_DEVICES):
-        out[f"device{k + 1}_s"] = timed(lambda dev=dev: p.rank(archs, dev))
+def encode_reference(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """``model.encode`` as it was before the inference fast path (each block gathers its own
+    relation table and adds the padding): the "before" of the encode A/B."""
+    x = torch.cat([(model.glob_tok + model.glob_mlp(batch.glob))[:, None], model.node_tokens(batch)], 1)
+    rel, key_pad = model._sequence_rel(batch, 1)
+    n_pre = model.config.n_layers - (model.config.hw_layers if model.has_hw else 0)
+    for blk in model.blocks[:n_pre]:
+        x = blk(x, rel, key_pad)
+    return x
+
+
+def encode_ab(model: nn.Module, graphs: list[Any], batches: tuple[int, ...], repeats: int) -> dict[str, Any]:
+    """ms per graph of the old and the new ``encode`` (interleaved repeats, median), and their
+    largest difference on these graphs (0 = bitwise equal)."""
+    from ledgformer.model.features import collate
+
+    items, table, _ = featurize(graphs, "minilm", progress=False)
+    out: dict[str, Any] = {"graphs": len(graphs), "max_abs_diff": 0.0, "ms_per_graph": {}}
+    with torch.inference_mode():
+        for bs in batches:
+            bl = [collate(items[s:s + bs], table) for s in range(0, len(items), bs)]
+            diff = max(float((encode_reference(model, b) - model.encode(b)).abs().max()) for b in bl[:2])
+            out["max_abs_diff"] = max(out["max_abs_diff"], diff)
+            runs: dict[str, list[float]] = {"old": [], "new": []}
+            for _ in range(repeats):
+                runs["old"].append(timed(lambda bl=bl: [encode_reference(model, b) for b in bl]))
+                runs["new"].append(timed(lambda bl=bl: [model.encode(b) for b in bl]))
+            out["ms_per_graph"][bs] = {k: 1000 * statistics.median(v) / len(graphs) for k, v in runs.items()}
     return out
 
 
-def rank_api_or_error(model_cfg: dict[str, Any], encoder: str, archs: list[str]) -> dict[str, Any] | None:
-    """``rank_api``, with a failure of the (young) API recorded instead of losing the run."""
-    try:
-        return rank_api(model_cfg, encoder, archs)
-    except Exception as exc:  # recorded in the JSON and the table, never silently dropped
-        return {"how": API_HOW, "error": f"{type(exc).__name__}: {exc}"}
+#: a fresh process: import, load the shipped predictor, rank for two devices; prints JSON
+FRESH = """
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np, torch
+torch.set_num_threads({threads})
+from ledgformer.api import Predictor
+from ledgformer.spaces import nb201
+t1 = time.perf_counter()
+archs = nb201.all_arch_strings()[:{limit}]
+p = Predictor.load("{predictor}")
+t2 = time.perf_counter()
+first = p.rank(archs, "{dev1}")
+t3 = time.perf_counter()
+p.rank(archs, "{dev2}")
+t4 = time.perf_counter()
+np.save(sys.argv[1], p.query(archs, "{dev1}"))
+print(json.dumps({{"import_s": t1 - t0, "load_s": t2 - t1, "first_device_s": t3 - t2,
+                  "later_device_s": t4 - t3}}))
+"""
 
 
-def rank_rows(limit: int | None) -> dict[str, Any]:
+def cache_root_without_encodings(real: Path, tmp: Path) -> Path:
+    """A cache root whose entries link to the real cache (warm graphs, features, embeddings,
+    encoder files) except ``encodings``, which starts empty: a user who never ranked before."""
+    root = tmp / "cache"
+    root.mkdir()
+    for entry in real.iterdir():
+        if entry.name != "encodings":
+            (root / entry.name).symlink_to(entry)
+    return root
+
+
+def rank_api(archs: list[str], threads: int, repeats: int, check: int) -> dict[str, Any]:
+    """``Predictor.rank`` with the shipped predictor: cold (empty encoding cache, in this process),
+    a later device (in memory), then fresh processes with the warm disk cache; and how far the
+    float16 disk parts move predictions (first ``check`` archs, against the exact in-memory path)."""
+    from ledgformer.api import Predictor
+    from ledgformer.cache import cache_dir
+
+    out: dict[str, Any] = {"how": API_HOW, "predictor": RANK_PREDICTOR, "n_archs": len(archs)}
+    dev1, dev2 = RANK_DEVICES
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        root = cache_root_without_encodings(cache_dir(), tmp)
+        old = os.environ.get("LEDGFORMER_CACHE")
+        os.environ["LEDGFORMER_CACHE"] = str(root)
+        try:
+            p = Predictor.load(RANK_PREDICTOR)
+            out["cold_first_device_s"] = timed(lambda: p.rank(archs, dev1))
+            out["cold_later_device_s"] = timed(lambda: p.rank(archs, dev2))
+            cold = p.query(archs, dev1)
+            os.environ["LEDGFORMER_ENCODING_CACHE"] = "0"  # read when the predictor is made
+            exact = Predictor.load(RANK_PREDICTOR)
+            del os.environ["LEDGFORMER_ENCODING_CACHE"]
+            ref = exact.query(archs[:check], dev1)
+            rel = np.abs(cold[:check] - ref) / ref
+            from scipy.stats import spearmanr
+
+            out["float16"] = {"archs": check, "max_rel_diff": float(rel.max()),
+                              "median_rel_diff": float(np.median(rel)),
+                              "spearman_vs_exact": float(spearmanr(cold[:check], ref)[0])}
+            code = FRESH.format(threads=threads, limit=len(archs), predictor=RANK_PREDICTOR, dev1=dev1,
+                                dev2=dev2)
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+            runs = []
+            for k in range(repeats):
+                pred = tmp / f"fresh{k}.npy"
+                res = subprocess.run([sys.executable, "-c", code, str(pred)], env=env, capture_output=True,
+                                     text=True, check=True)
+                runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
+                runs[-1]["same_as_cold"] = bool(np.array_equal(np.load(pred), cold))
+            out["disk_bytes"] = sum(f.stat().st_size for f in (root / "encodings").rglob("*") if f.is_file())
+        finally:
+            if old is None:
+                os.environ.pop("LEDGFORMER_CACHE", None)
+            else:
+                os.environ["LEDGFORMER_CACHE"] = old
+    out["fresh_runs"] = runs
+    for key in ("import_s", "load_s", "first_device_s", "later_device_s"):
+        out[f"warm_{key}"] = statistics.median(r[key] for r in runs)
+    out["warm_same_as_cold"] = all(r["same_as_cold"] for r in runs)
+    return out
+
+
+def rank_rows(limit: int | None, threads: int, repeats: int) -> dict[str, Any]:
     from ledgformer.spaces import nb201
 
     cfg = load_config(ROOT / WORKLOADS["help-nb201-networks"][0],
@@ -267,13 +367,19 @@ def rank_rows(limit: int | None) -> dict[str, Any]:
     data = build_task(cfg)
     out: dict[str, Any] = {"devices": list(RANK_DEVICES), "model": cfg["model"]}
     out["direct"] = rank_direct(cfg, data, RANK_BATCH, limit)
+    set_seed(0)
+    name, kw = model_kwargs(cfg, data)
+    bench = load_benchmark(cfg["data"]["benchmark"], cfg["data"]["data_root"])
+    sample = list(bench.graphs.values())[::max(1, 15625 // AB_GRAPHS)][:AB_GRAPHS]
+    out["encode_ab"] = encode_ab(create_model(name, **kw).eval(), sample, AB_BATCHES, max(repeats, 3))
     archs = nb201.all_arch_strings()[:limit]
-    out["api"] = rank_api_or_error(cfg["model"], cfg["features"]["encoder"], archs)
-    if out["api"] is not None:
-        out["api"]["n_archs"] = len(archs)
-    d = out["direct"]
+    out["api"] = rank_api(archs, threads, max(repeats, 3), min(len(archs), FP16_CHECK))
+    d, a = out["direct"], out["api"]
     print(f"rank {d['n_archs']} archs (direct): first device {d['first_device_s']:.2f} s, "
-          f"second {d['second_device_s']:.2f} s; API: {out['api']}", flush=True)
+          f"second {d['second_device_s']:.2f} s; API cold {a['cold_first_device_s']:.2f} s, later "
+          f"{a['cold_later_device_s']:.2f} s, fresh process with warm disk cache "
+          f"{a['warm_first_device_s']:.2f} s (+ import {a['warm_import_s']:.2f} s); encode A/B "
+          f"{out['encode_ab']['ms_per_graph']}", flush=True)
     return out
 
 
@@ -327,17 +433,32 @@ def markdown(rep: dict[str, Any]) -> str:
     r = rep["rank"]
     d = r["direct"]
     lines += ["", f"Rank {d['n_archs']:,} NAS-Bench-201 networks for one device, latency LeDG-Former "
-              "with late fusion (hw_layers=0), untrained weights, text/card embeddings and graph/feature "
-              f"caches warm; encode batch {RANK_BATCH}:", "",
+              "with late fusion (hw_layers=0; the direct row with untrained weights), text/card embeddings "
+              f"and graph/feature caches warm; encode batch {RANK_BATCH}:", "",
               "| how | first device s | second device s |", "|---|---:|---:|",
               f"| {d['how']} | {d['first_device_s']:.2f} (load graphs {d['load_graphs_s']:.2f}, featurise "
               f"{d['featurize_s']:.2f}, encode {d['encode_s']:.2f}, decode {d['decode_device1_s']:.2f}) | "
               f"{d['second_device_s']:.2f} |"]
-    a = r["api"]
-    if a and "error" in a:
-        lines.append(f"| {a['how']} | failed: {a['error']} | |")
-    elif a:
-        lines.append(f"| {a['how']}, {a['n_archs']:,} archs | {a['device1_s']:.2f} | {a['device2_s']:.2f} |")
+    a, ab = r["api"], r["encode_ab"]
+    lines += [f"| {a['how']}, cold: empty encoding cache | {a['cold_first_device_s']:.2f} | "
+              f"{a['cold_later_device_s']:.2f} |",
+              f"| {a['how']}, fresh process, warm encoding cache (median of {len(a['fresh_runs'])}) | "
+              f"{a['warm_first_device_s']:.2f} (+ import {a['warm_import_s']:.2f}, load "
+              f"{a['warm_load_s']:.2f}) | {a['warm_later_device_s']:.2f} |", "",
+              f"The API rows use the shipped `{a['predictor']}` (same architecture). Cold = what a first "
+              "call pays: build, hash and featurise the graphs (feature cache warm), encode them and write "
+              f"the encoding cache ({a['disk_bytes'] / 1e6:.0f} MB, float16). Warm = a new Python process "
+              "(import time shown apart) that reads the encodings from disk: no graph is built, featurised "
+              f"or encoded. Warm predictions equal cold ones: {a['warm_same_as_cold']}. Float16 parts vs "
+              f"the exact in-memory path (cache off) on {a['float16']['archs']} archs: max relative "
+              f"difference {a['float16']['max_rel_diff']:.1e} (median {a['float16']['median_rel_diff']:.1e}),"
+              f" Spearman {a['float16']['spearman_vs_exact']:.6f}.", "",
+              f"`encode` before/after the inference fast path (one gather of every block's relation bias, "
+              f"padding folded in; same numbers: max |diff| {ab['max_abs_diff']:.1e}), "
+              f"{ab['graphs']} NB201 networks, ms per graph (median):", "",
+              "| batch | before | after | speed-up |", "|---:|---:|---:|---:|"]
+    lines += [f"| {bs} | {v['old']:.2f} | {v['new']:.2f} | {v['old'] / v['new']:.2f}x |"
+              for bs, v in ab["ms_per_graph"].items()]
     return "\n".join(lines) + "\n"
 
 
@@ -373,7 +494,7 @@ def main() -> int:
             rep["featurisation"].append(feature_rows(workload, cfg, data, s["featurise"][w], s["repeats"]))
             save()
     if "rank" not in args.skip:
-        rep["rank"] = rank_rows(s["rank_archs"])
+        rep["rank"] = rank_rows(s["rank_archs"], args.threads, s["repeats"])
         save()
     if rep["models"] and rep["featurisation"] and rep["rank"]:
         out.with_suffix(".md").write_text(markdown(rep))

@@ -11,10 +11,16 @@ depend on the device, so predicting the same graphs for another device costs onl
   late fusion (``hw_layers=0``) only the readout's device-independent parts
   (``late_fusion_parts``), so a device costs one small MLP per node (``late_fusion_readout``);
 * ``tensors`` mode (other models): the featurised graph, run through the whole model per device.
+
+With late fusion the parts also go to the disk cache (``ledgformer.model.encoding_cache``, keyed
+by the weights' hash and the graph's feature key; off with ``LEDGFORMER_ENCODING_CACHE=0``): a
+fresh process then ranks a space it has seen without building, featurising or encoding a graph.
+The parts are kept rounded to float16 as stored, so cold and warm calls agree exactly.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -26,6 +32,8 @@ from ledgformer.api.inputs import ModelRef
 from ledgformer.embed import Encoder, embed_texts
 from ledgformer.graph.ir import ArchGraph
 from ledgformer.hardware import TEXT_VERSION, HardwareCard
+from ledgformer.model.encoding_cache import ALIAS_PREFIXES, EncodingStore, KeyIndex, model_key, to_half
+from ledgformer.model.feature_cache import graph_keys
 from ledgformer.model.features import (
     GraphTensors,
     HardwareBatch,
@@ -46,11 +54,12 @@ class Featurizer:
         self._emb = np.zeros((0, encoder.dim), np.float32)
         self._cards: dict[str, np.ndarray] = {}
 
-    def tensors(self, graphs: Sequence[ArchGraph]) -> list[GraphTensors]:
-        """Featurise ``graphs`` through the disk cache; their node texts join the table (``table``)."""
+    def tensors(self, graphs: Sequence[ArchGraph], keys: Sequence[bytes] | None = None) -> list[GraphTensors]:
+        """Featurise ``graphs`` (feature keys ``keys`` if known) through the disk cache; their node
+        texts join the table (``table``)."""
         from ledgformer.model.feature_cache import cached_graph_tensors
 
-        return cached_graph_tensors(graphs, self.texts, progress=len(graphs) >= 2000)
+        return cached_graph_tensors(graphs, self.texts, progress=len(graphs) >= 2000, keys=keys)
 
     def table(self) -> torch.Tensor:
         """Embeddings of every text seen so far ([V, D]); only new texts are looked up."""
@@ -75,17 +84,24 @@ class Featurizer:
 
 
 #: attention pairs (graphs x tokens^2) per encoding batch: small batches of big graphs stay in
-#: cache (16 NB201 networks of ~220 nodes encode ~4x faster per graph than 256 at once), small
-#: graphs (cells) still go thousands at a time
-PAIR_BUDGET = 1_000_000
+#: cache (2-4 NB201 networks of ~235 tokens encode ~2x faster per graph than 16, and 16 ~4x
+#: faster than 256), small graphs (cells) still go thousands at a time
+PAIR_BUDGET = 250_000
+#: padded nodes per late-fusion readout chunk (~64 NB201 networks: [64, 252, d] stays in cache;
+#: 512 at once is ~1.5x slower per graph)
+READOUT_NODES = 16_384
+#: graphs per shard written to the encoding cache (fewer, bigger shards)
+WRITE_EVERY = 4096
 
 
-def pair_batches(lengths: Sequence[int], budget: int = PAIR_BUDGET) -> list[list[int]]:
-    """Indices grouped by similar length, each group within ``budget`` padded (tokens + 2)^2 pairs."""
+def pair_batches(lengths: Sequence[int], budget: int = PAIR_BUDGET, *, pairs: bool = True) -> list[list[int]]:
+    """Indices grouped by similar length, each group within ``budget`` padded (tokens + 2)^2 pairs
+    (``pairs=False``: padded nodes)."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     out: list[list[int]] = []
     for i in order:
-        if out and (len(out[-1]) + 1) * (lengths[i] + 2) ** 2 <= budget:
+        cost = (lengths[i] + 2) ** 2 if pairs else max(lengths[i], 1)
+        if out and (len(out[-1]) + 1) * cost <= budget:
             out[-1].append(i)
         else:
             out.append([i])
@@ -96,7 +112,7 @@ class GraphStore:
     """Device-independent results per graph key for one model (see the module docstring)."""
 
     def __init__(self, model: nn.Module, featurizer: Featurizer, *, needs_hardware: bool,
-                 batch_size: int = 512) -> None:
+                 batch_size: int = 512, disk: bool | None = None) -> None:
         self.model, self.feat, self.batch_size = model, featurizer, int(batch_size)
         sharing = bool(getattr(model, "shares_graphs", False)) and hasattr(model, "encode") \
             and hasattr(model, "decode")
@@ -105,6 +121,11 @@ class GraphStore:
         #: late fusion: keep only the readout's device-independent parts (``late_fusion_parts``)
         self.late = self.mode == "state" and getattr(cfg, "hw_layers", None) == 0 \
             and getattr(cfg, "readout", None) == "sum" and hasattr(model, "late_fusion_parts")
+        #: late fusion parts also on disk (None: unless $LEDGFORMER_ENCODING_CACHE is "0")
+        self.disk = self.late and (os.environ.get("LEDGFORMER_ENCODING_CACHE", "1") != "0"
+                                   if disk is None else bool(disk))
+        self._aliases: KeyIndex | None = None
+        self._stores: dict[str, EncodingStore] = {}
         self.values: dict[str, float] = {}
         #: state mode: encode's states [1 + n, d]; late fusion: (graph part [d], node part [n, d])
         self.states: dict[str, torch.Tensor | tuple[torch.Tensor, torch.Tensor]] = {}
@@ -132,13 +153,25 @@ class GraphStore:
     @torch.inference_mode()
     def ensure(self, refs: Sequence[ModelRef]) -> None:
         """Featurise (and encode) every ref not cached yet, ``batch_size`` graphs at a time (bounded
-        memory), encoding similar-sized graphs together in batches of at most ``PAIR_BUDGET`` pairs."""
+        memory), encoding similar-sized graphs together in batches of at most ``PAIR_BUDGET`` pairs;
+        with the disk cache, refs found there (by alias: no graph built) are only read."""
         todo = list({r.key: r for r in refs if not self._cached(r.key)}.values())
+        store = self._store() if self.disk and todo else None
+        if store is not None:
+            todo = self._read(store, todo)
+        pending: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}  # graph key -> parts to write
+        aliases: dict[str, bytes] = {}  # NAS ref key -> graph key, to write
         for s in range(0, len(todo), self.batch_size):
             chunk = todo[s:s + self.batch_size]
-            items = self.feat.tensors([r.graph() for r in chunk])
+            graphs = [r.graph() for r in chunk]
             for r in chunk:
                 r.release()
+            gkeys = None
+            if store is not None:
+                chunk, graphs, gkeys = self._read_built(store, chunk, graphs, aliases)
+                if not chunk:
+                    continue
+            items = self.feat.tensors(graphs, gkeys)
             table = self.feat.table()
             if self.mode == "tensors" or (self.mode == "state" and not self.late):
                 self.items.update((r.key, it) for r, it in zip(chunk, items, strict=True))
@@ -153,13 +186,68 @@ class GraphStore:
                     continue
                 x = self.model.encode(batch)
                 lengths = [len(items[i]) for i in rows]
-                if self.late:
-                    graph, node = self.model.late_fusion_parts(x, batch.mask)
-                    for k, (key, n) in enumerate(zip(keys, lengths, strict=True)):
-                        self.states[key] = (graph[k].clone(), node[k, :n].clone())
-                else:
+                if not self.late:
                     for k, (key, n) in enumerate(zip(keys, lengths, strict=True)):
                         self.states[key] = x[k, :1 + n].clone()
+                    continue
+                graph, node = self.model.late_fusion_parts(x, batch.mask)
+                for k, (i, n) in enumerate(zip(rows, lengths, strict=True)):
+                    parts = (graph[k].clone(), node[k, :n].clone())
+                    if store is not None and gkeys is not None and n > 0:
+                        half = (to_half(parts[0]), to_half(parts[1]))
+                        if half[0] is not None and half[1] is not None:  # else: kept exact, not stored
+                            parts = pending[gkeys[i]] = (half[0], half[1])
+                    self.states[chunk[i].key] = parts
+            if store is not None and len(pending) >= WRITE_EVERY:
+                self._write(store, pending, aliases)
+        if store is not None:
+            self._write(store, pending, aliases)
+
+    def _write(self, store: EncodingStore, pending: dict[bytes, tuple[torch.Tensor, torch.Tensor]],
+               aliases: dict[str, bytes]) -> None:
+        """Write (and forget) the pending parts and aliases: one shard each."""
+        assert self._aliases is not None
+        if pending:
+            store.put(list(pending), *zip(*pending.values(), strict=True))
+        self._aliases.add(aliases)
+        pending.clear()
+        aliases.clear()
+
+    def _store(self) -> EncodingStore:
+        """The disk store of the model's current weights (they may change: ``fit``)."""
+        key = model_key(self.model, self.feat.encoder.id)
+        if key not in self._stores:
+            self._stores[key] = EncodingStore(key)
+        if self._aliases is None:
+            self._aliases = KeyIndex()
+        return self._stores[key]
+
+    def _read(self, store: EncodingStore, todo: list[ModelRef]) -> list[ModelRef]:
+        """Fill the refs whose alias and encoding are on disk; return the others."""
+        assert self._aliases is not None
+        known = self._aliases.get([r.key for r in todo if r.key.startswith(ALIAS_PREFIXES)])
+        found = store.get(list(dict.fromkeys(known.values())))
+        rest = []
+        for r in todo:
+            parts = found.get(known.get(r.key, b""))
+            if parts is None:
+                rest.append(r)
+            else:
+                self.states[r.key] = parts
+        return rest
+
+    def _read_built(self, store: EncodingStore, chunk: list[ModelRef], graphs: list[ArchGraph],
+                    aliases: dict[str, bytes]) -> tuple[list[ModelRef], list[ArchGraph], list[bytes]]:
+        """Key built graphs, note NAS aliases (into ``aliases``), fill those on disk; return the misses."""
+        gkeys = graph_keys(graphs)
+        aliases.update((r.key, g) for r, g in zip(chunk, gkeys, strict=True)
+                       if r.key.startswith(ALIAS_PREFIXES))
+        found = store.get(gkeys)
+        keep = [i for i, g in enumerate(gkeys) if g not in found]
+        for r, g in zip(chunk, gkeys, strict=True):
+            if g in found:
+                self.states[r.key] = found[g]
+        return [chunk[i] for i in keep], [graphs[i] for i in keep], [gkeys[i] for i in keep]
 
     # ---- predicting ---------------------------------------------------------------------------
     @torch.inference_mode()
@@ -170,14 +258,18 @@ class GraphStore:
         if self.mode == "value":
             return np.asarray([self.values[k] for k in keys], np.float64)[:, None]
         assert hw is not None
-        uniq = sorted(dict.fromkeys(keys), key=self._n_nodes)  # similar sizes share a chunk
+        uniq = list(dict.fromkeys(keys))
+        sizes = [self._n_nodes(k) for k in uniq]
+        # similar sizes share a chunk; the late readout costs per node, the rest per token pair
+        groups = pair_batches(sizes, READOUT_NODES, pairs=False) if self.late else pair_batches(sizes)
         out = np.empty((len(uniq), len(hw.feat)), np.float64)
-        for s in range(0, len(uniq), self.batch_size):
-            chunk = uniq[s:s + self.batch_size]
-            run = self._chunk(chunk)
-            for d in range(len(hw.feat)):
-                card = hw.index(torch.full((1 if self.late else len(chunk),), d, dtype=torch.long))
-                out[s:s + len(chunk), d] = run(card).double().numpy()
+        for group in groups:
+            for s in range(0, len(group), self.batch_size):
+                rows = group[s:s + self.batch_size]
+                run = self._chunk([uniq[i] for i in rows])
+                for d in range(len(hw.feat)):
+                    card = hw.index(torch.full((1 if self.late else len(rows),), d, dtype=torch.long))
+                    out[rows, d] = run(card).double().numpy()
         row = {k: i for i, k in enumerate(uniq)}
         return out[[row[k] for k in keys]]
 
@@ -190,8 +282,11 @@ class GraphStore:
         mask = torch.arange(int(lengths.max()))[None, :] < lengths[:, None]
         if self.late:
             parts = [self.states[k] for k in keys]
-            graph = torch.stack([g for g, _ in parts])
-            node = pad_sequence([n for _, n in parts], batch_first=True)
+            graphs, nodes = [g for g, _ in parts], [n for _, n in parts]  # float16 with the disk cache
+            if len({n.dtype for n in nodes}) > 1:  # a part too large for float16 is kept in float32
+                graphs, nodes = [g.float() for g in graphs], [n.float() for n in nodes]
+            graph = torch.stack(graphs).float()
+            node = pad_sequence(nodes, batch_first=True).float()
             return lambda hw: self.model.late_fusion_readout(graph, node, mask, hw)
         x = pad_sequence([self.states[k] for k in keys], batch_first=True)
         batch = collate([self.items[k] for k in keys], self.feat.table())
@@ -209,4 +304,5 @@ def node_shares(model: nn.Module, item: GraphTensors, table: torch.Tensor,
     return torch.softmax(score[0], dim=0).double().numpy()
 
 
-__all__ = ["PAIR_BUDGET", "Featurizer", "GraphStore", "node_shares", "pair_batches"]
+__all__ = ["PAIR_BUDGET", "READOUT_NODES", "WRITE_EVERY", "Featurizer", "GraphStore", "node_shares",
+           "pair_batches"]

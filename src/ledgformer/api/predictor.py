@@ -9,7 +9,9 @@
 
 Latency predictors return milliseconds and need ``hardware=``; accuracy predictors return % and
 refuse it. Device-independent work (featurising, the blocks before the hardware token) is cached
-per graph in memory, so asking for another device costs only the readout. NASLib-style
+per graph in memory, so asking for another device costs only the readout; for late-fusion models
+(``hw_layers=0``) also on disk per checkpoint hash (``ledgformer.model.encoding_cache``), so a
+new process ranks a space it has seen before in about a second. NASLib-style
 ``fit(archs, targets)`` / ``query(archs)`` train or fine-tune the model on the user's data.
 The models are small: ``torch.set_num_threads(1)`` is usually fastest (several times faster for
 ranking a whole space on a busy machine); the CLI does that by default.
@@ -204,7 +206,7 @@ class Predictor:
         return measured_error(self.metrics, self.task, card, self.devices.get("test", []))
 
     def clear_cache(self) -> None:
-        """Drop the in-memory graph encodings (they are rebuilt on demand)."""
+        """Drop the in-memory graph encodings (read back from the disk cache or rebuilt on demand)."""
         self._store.clear()
 
     # ---- training -----------------------------------------------------------------------------

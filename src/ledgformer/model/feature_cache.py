@@ -284,16 +284,17 @@ def compact(folder: Path) -> bool:
 
 
 def cached_graph_tensors(graphs: Sequence[ArchGraph], table: TextTable, *, folder: Path | None = None,
-                         progress: bool = True) -> list[GraphTensors]:
+                         progress: bool = True, keys: Sequence[bytes] | None = None) -> list[GraphTensors]:
     """``[graph_tensors(g, table) for g in graphs]``, read from the disk cache where possible.
 
     Texts enter ``table`` in the same order as the uncached loop, so the result is identical;
-    the graphs not found are featurised and written as one new shard.
+    the graphs not found are featurised and written as one new shard. ``keys``: the graphs'
+    ``graph_keys`` when the caller has them already (hashing a whole network costs ~ms).
     """
     from ledgformer.model.features import graph_tensors
 
     folder = folder or default_folder()
-    keys = graph_keys(graphs)
+    keys = list(keys) if keys is not None else graph_keys(graphs)
     want = set(keys)
     where: dict[bytes, tuple[Shard, int]] = {}
     for sh in _shards(folder, want):

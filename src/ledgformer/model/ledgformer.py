@@ -114,15 +114,37 @@ class RelationBias(nn.Module):
             self.pair = nn.Linear(cfg.d_model, 2 * cfg.n_heads * cfg.dyn_rank, bias=False)
         self.table = nn.Parameter(table)
 
-    def forward(self, h: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
-        """``h`` [B, S, d], ``rel`` [B, S, S] relation ids -> bias [B, H, S, S]."""
-        per_rel = _RelationLookup.apply(self.table, rel)
+    def forward(self, h: torch.Tensor, rel: torch.Tensor,
+                per_rel: torch.Tensor | None = None) -> torch.Tensor:
+        """``h`` [B, S, d], ``rel`` [B, S, S] relation ids -> bias [B, H, S, S]; ``per_rel``: this
+        block's ``table[rel]`` as [B, C, S, S] when the caller gathered it already (``lookup``)."""
+        if per_rel is None:
+            per_rel = _RelationLookup.apply(self.table, rel)
         if not self.dynamic:
             return per_rel
         b, s, _ = h.shape
         a, c = self.pair(h).view(b, s, 2, self.h, self.r).permute(2, 0, 3, 1, 4)
         score = a @ c.transpose(-1, -2) / math.sqrt(self.r)
         return per_rel[:, : self.h] + per_rel[:, self.h:] * score
+
+
+def lookup(biases: list[RelationBias], rel: torch.Tensor, key_pad: torch.Tensor) -> list[torch.Tensor]:
+    """Each block's ``table[rel].permute(0, 3, 1, 2)`` with ``key_pad`` added to the static columns
+    (same values), for inference: one ``take`` per column into planes [C, B, S, S] is several times
+    faster than indexing rows, and the bias arithmetic on contiguous planes ~2x faster than on the
+    permuted view. Padded keys read an extra relation row (static -inf, gate 0), so the blocks need
+    not add ``key_pad``: -inf + 0 * score = -inf and x + 0 = x, as adding it gives."""
+    rows = []
+    for b in biases:  # the table plus the padding row; static columns first
+        pad = torch.zeros(1, b.table.shape[1], dtype=b.table.dtype, device=b.table.device)
+        pad[0, : b.h] = float("-inf")
+        rows.append(torch.cat([b.table, pad]))
+    cols = torch.cat(rows, dim=1).T.contiguous()  # [sum C, R + 1]
+    rel = rel.masked_fill(torch.isinf(key_pad[:, 0]), cols.shape[1] - 1)
+    out = torch.empty((len(cols), *rel.shape), dtype=cols.dtype, device=cols.device)
+    for c in range(len(cols)):
+        torch.take(cols[c], rel, out=out[c])
+    return list(out.permute(1, 0, 2, 3).split([r.shape[1] for r in rows], dim=1))
 
 
 class Block(nn.Module):
@@ -139,11 +161,15 @@ class Block(nn.Module):
         self.ffn = mlp(d, cfg.ffn_mult * d, d)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, rel: torch.Tensor, key_pad: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rel: torch.Tensor, key_pad: torch.Tensor | None,
+                per_rel: torch.Tensor | None = None) -> torch.Tensor:
+        """``key_pad`` None: ``per_rel`` (from ``lookup``) holds the padding already."""
         b, s, d = x.shape
         h = self.ln1(x)
         q, k, v = self.qkv(h).view(b, s, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)
-        mask = self.bias(h, rel) + key_pad
+        mask = self.bias(h, rel, per_rel)
+        if key_pad is not None:
+            mask = mask + key_pad
         p = self.p if self.training else 0.0
         o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         x = x + self.drop(self.proj(o.transpose(1, 2).reshape(b, s, d)))
@@ -219,8 +245,13 @@ class LeDGFormer(PredictorModel):
         n_pre = self.config.n_layers - self.config.hw_layers if self.has_hw else self.config.n_layers
         if n_pre:
             rel, key_pad = self._sequence_rel(batch, 1)
-            for blk in self.blocks[:n_pre]:
-                x = blk(x, rel, key_pad)
+            blocks = list(self.blocks[:n_pre])
+            if torch.is_grad_enabled():
+                for blk in blocks:
+                    x = blk(x, rel, key_pad)
+            else:  # inference: every block's relation bias gathered at once (same values, faster)
+                for blk, per_rel in zip(blocks, lookup([b.bias for b in blocks], rel, key_pad), strict=True):
+                    x = blk(x, rel, None, per_rel)
         return x
 
     def decode(self, x: torch.Tensor, batch: Batch, hw: HardwareBatch | None) -> torch.Tensor:
@@ -300,4 +331,4 @@ class LeDGFormer(PredictorModel):
         return self.decode(x, batch, hw)
 
 
-__all__ = ["Block", "LeDGFormer", "LeDGFormerConfig", "RelationBias"]
+__all__ = ["Block", "LeDGFormer", "LeDGFormerConfig", "RelationBias", "lookup"]
