@@ -170,7 +170,8 @@ def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path 
     old = json.loads(out_json.read_text()) if out_json.is_file() else {}
     done = {r["key"]: r for r in old.get("runs", [])}
     limit = suite["limit"]
-    grid = [(s, v, seed) for s in suite["settings"] for v in suite["variants"] for seed in suite["seeds"]
+    # seed-major: a suite stopped part-way has every setting and variant for its first seeds
+    grid = [(s, v, seed) for seed in suite["seeds"] for s in suite["settings"] for v in suite["variants"]
             if v not in limit or s in limit[v]]
     results: dict[str, Any] = {
         "suite": suite["suite"], "quick": quick, "description": suite.get("description", ""),
