@@ -182,3 +182,10 @@ metrics: [test.mean_device_spearman, k3.mean_device_spearman, k3.mape]
         assert all(-1 <= x <= 1 for x in per) and m["k3.mape"] > 0
         assert m["k3.mean_device_spearman"] == pytest.approx(np.mean(per))
     assert "## k3.mape" in (res / "help.md").read_text()
+
+
+def test_undefined_values_show_as_na_and_never_win() -> None:
+    res = _results({("ours", "N=10"): [0.5], ("base", "N=10"): [float("nan")]})
+    res["settings"] = {"N=10": {}}
+    md = markdown(res)
+    assert "| base | n/a |" in md and "| ours | **0.500** |" in md

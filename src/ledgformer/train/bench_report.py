@@ -40,6 +40,8 @@ def _grid(variants: list[str], columns: list[str], values: dict[tuple[str, str],
           lower: dict[str, bool], header: str) -> list[str]:
     """A Markdown table of mean ± std cells, the best mean of each column in bold."""
     lines = [f"| {header} | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    # NaN = undefined for that run (e.g. a rank correlation of constant predictions): "n/a"
+    values = {k: [x for x in xs if not np.isnan(x)] for k, xs in values.items()}
     best = {}
     for c in columns:
         means = [np.mean(values[(v, c)]) for v in variants if values.get((v, c))]
@@ -48,6 +50,9 @@ def _grid(variants: list[str], columns: list[str], values: dict[tuple[str, str],
         cells = []
         for c in columns:
             vals = values.get((v, c))
+            if vals is not None and not vals:
+                cells.append("n/a")
+                continue
             if not vals:
                 cells.append("–")
                 continue
