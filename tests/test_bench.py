@@ -189,3 +189,38 @@ def test_undefined_values_show_as_na_and_never_win() -> None:
     res["settings"] = {"N=10": {}}
     md = markdown(res)
     assert "| base | n/a |" in md and "| ours | **0.500** |" in md
+
+
+def test_a_new_default_config_key_does_not_rerun_finished_runs(tmp_path: Path, data_root: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledgformer.train.config import DEFAULTS
+
+    monkeypatch.setenv("LEDGFORMER_DATA", str(data_root))
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(f"""
+base: {REPO / 'configs' / 'nb201-acc-781.yaml'}
+settings: {{N=60: {{data.n_train: 60}}}}
+variants: {{gbdt: {{model: {{name: gbdt, encoding: position, n_estimators: 20}}}}}}
+metrics: [test.kendall_tau]
+""")
+    args = ["bench", str(suite), "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs")]
+    assert main(args) == 0
+    path = tmp_path / "res" / "tiny.json"
+    finished = json.loads(path.read_text())
+
+    def fail(cfg: dict) -> dict:
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr("ledgformer.train.trainer.run_experiment", fail)
+    older = json.loads(json.dumps(finished))  # as if the finetune section had been added since
+    del older["runs"][0]["config"]["finetune"]
+    older["runs"][0]["key"] = "from an older version"
+    path.write_text(json.dumps(older))
+    assert main(args) == 0
+    assert json.loads(path.read_text())["runs"][0]["metrics"] == finished["runs"][0]["metrics"]
+
+    assert finished["runs"][0]["config"]["train"]["ema"] != DEFAULTS["train"]["ema"]
+    del older["runs"][0]["config"]["train"]["ema"]  # a key that is NOT at its default: rerun
+    path.write_text(json.dumps(older))
+    with pytest.raises(AssertionError, match="trained again"):
+        main(args)

@@ -41,8 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("checkpoint")
     f.add_argument("--device", required=True, help="hardware card name, e.g. help/eyeriss")
     f.add_argument("--shots", type=int, default=10, help="measured samples K (default 10)")
-    f.add_argument("--steps", type=int, default=100, help="fine-tuning steps (default 100)")
-    f.add_argument("--lr", type=float, default=1e-3)
+    f.add_argument("--steps", type=int, default=None,
+                   help="fine-tuning steps (default: the checkpoint config's finetune.steps)")
+    f.add_argument("--lr", type=float, default=None, help="(default: the checkpoint config's finetune.lr)")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--out", default=None, help="folder for metrics.json and the adapted model.pt")
     f.add_argument("--data-root", default=None)

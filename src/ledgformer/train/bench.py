@@ -93,6 +93,37 @@ def _overrides(*parts: Mapping[str, Any]) -> list[str]:
     return [f"{k}={json.dumps(v)}" for k, v in merged.items()]
 
 
+def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _earlier_run(runs: Sequence[Mapping[str, Any]], head: Mapping[str, Any], cfg: Mapping[str, Any],
+                 shots: Sequence[int]) -> dict[str, Any] | None:
+    """A finished run of the same (setting, variant, seed) whose config equals ``cfg`` except for
+    keys added to the defaults since it ran, still at their default value (so adding a config key
+    does not make every suite start over)."""
+    from ledgformer.train.config import DEFAULTS
+
+    defaults, new = _flat(DEFAULTS), _flat({k: v for k, v in cfg.items() if k != "out"})
+    for r in runs:
+        if (r["setting"], r["variant"], r["seed"]) != (head["setting"], head["variant"], head["seed"]):
+            continue
+        if any(f"k{k}.mean_device_spearman" not in r["metrics"] for k in shots):
+            continue
+        was = _flat({k: v for k, v in r["config"].items() if k != "out"})
+        added = set(new) - set(was)
+        if set(was) <= set(new) and all(was[k] == new[k] for k in was) \
+                and all(k in defaults and new[k] == defaults[k] for k in added):
+            return dict(r)
+    return None
+
+
 def _slug(name: str) -> str:
     """A setting / variant name as a folder name (``N=781`` -> ``N781``, spaces -> ``_``)."""
     return name.replace("=", "").replace(" ", "_")
@@ -189,8 +220,9 @@ def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path 
         cfg = load_config(suite["base"], [*ov, f"seed={seed}", f"out={out}", "train.progress=false"])
         key = _run_key(cfg, suite["shots"])
         head = {"key": key, "setting": setting, "variant": variant, "seed": seed}
-        if key in done:
-            runs[i] = done[key]
+        prev = done.get(key) or _earlier_run(old.get("runs", []), head, cfg, suite["shots"])
+        if prev is not None:
+            runs[i] = {**prev, "key": key}
         else:
             todo.append((i, head, cfg))
     t_start = time.time() - float(old.get("wall_seconds", 0.0)) if done else time.time()

@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
         "n_train_archs": 3000,  # help-latency: archs per training device (outside the eval range)
         "eval_all": True,  # help-latency: also evaluate every arch on the test devices
         "shots": 0,  # help-latency: K measured archs per test device from HELP's pool (part "shots")
+        "shots_part": "test",  # help-latency: whose K archs: test | valid devices (recipe choice)
         # latency: data.benchmark is a name or a list ("embedded" = the data set in the package)
         "split": "family",  # latency: family | device | random (graph-level, seeded)
         "test_family": None,  # latency, split=family: the held-out family
@@ -63,7 +64,19 @@ DEFAULTS: dict[str, Any] = {
         "max_minutes": None,  # wall-clock cap of the training loop
         "progress": True,
     },
+    # K-shot adaptation of a help-latency checkpoint (``ledgformer finetune``, bench ``shots``)
+    "finetune": {
+        "steps": 100,  # full-batch AdamW steps on the K samples (no validation data)
+        "lr": 1e-3,
+        "weight_decay": 1e-4,
+        "loss": "mse",  # mse (log latency) | mse+rank (plus rank_weight x the pairwise rank loss)
+        "rank_weight": 1.0,
+        "params": "all",  # all | readout (card token + heads) | scale (log-latency scale + shift)
+    },
 }
+
+FINETUNE_LOSSES = ("mse", "mse+rank")
+FINETUNE_PARAMS = ("all", "readout", "scale")
 
 
 class ConfigError(LedgformerError, ValueError):
@@ -132,6 +145,25 @@ def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
+def finetune_settings(cfg: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
+    """A run config's ``finetune`` section (defaults for configs that predate it) with the
+    non-None ``overrides`` applied, checked: values are typed, a bad loss or mode names itself."""
+    ft = merge(DEFAULTS["finetune"], cfg.get("finetune") or {})
+    ft.update({k: v for k, v in overrides.items() if v is not None})
+    _check(ft, DEFAULTS["finetune"], "finetune.")
+    for key, allowed in (("loss", FINETUNE_LOSSES), ("params", FINETUNE_PARAMS)):
+        if ft[key] not in allowed:
+            raise ConfigError(f"finetune.{key} must be one of {', '.join(allowed)}, got {ft[key]!r}")
+    try:
+        out = {"steps": int(ft["steps"]), "lr": float(ft["lr"]), "weight_decay": float(ft["weight_decay"]),
+               "loss": ft["loss"], "rank_weight": float(ft["rank_weight"]), "params": ft["params"]}
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"finetune: steps, lr, weight_decay, rank_weight must be numbers ({err})") from err
+    if out["steps"] < 0 or out["lr"] <= 0:
+        raise ConfigError(f"finetune: steps must be >= 0 and lr > 0, got {out['steps']} and {out['lr']}")
+    return out
+
+
 def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Defaults <- YAML file <- overrides, checked; ``config_name`` records the file stem."""
     file_cfg: dict[str, Any] = {}
@@ -143,6 +175,7 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> dict[
     user = apply_overrides(file_cfg, overrides)
     _check(user, DEFAULTS, "")
     cfg = merge(DEFAULTS, user)
+    finetune_settings(cfg)
     if cfg["config_name"] is None:
         cfg["config_name"] = name
     return cfg
@@ -155,5 +188,5 @@ def save_config(cfg: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
-__all__ = ["DEFAULTS", "ConfigError", "apply_overrides", "load_config", "merge", "read_yaml_mapping",
-           "save_config"]
+__all__ = ["DEFAULTS", "FINETUNE_LOSSES", "FINETUNE_PARAMS", "ConfigError", "apply_overrides",
+           "finetune_settings", "load_config", "merge", "read_yaml_mapping", "save_config"]

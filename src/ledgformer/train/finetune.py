@@ -1,8 +1,9 @@
 """Re-evaluate a checkpoint, and adapt a latency checkpoint to one device from K measured samples.
 
 The device enters LeDG-Former only through its hardware card, so K = 0 is zero-shot prediction
-and K > 0 fine-tunes the whole model on the K samples (HELP's protocol: drawn from the device's
-sample pool, never from its evaluation set) for a fixed number of steps (no validation data).
+and K > 0 adapts the model to the K samples (HELP's protocol: drawn from the device's sample pool,
+never from its evaluation set) for a fixed number of steps (no validation data). How (steps, lr,
+loss, which parameters) is the run config's ``finetune`` section.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import torch.nn.functional as F
 from ledgformer.errors import LedgformerError
 from ledgformer.model.registry import create_model
 from ledgformer.train.checkpoint import check_versions, read_checkpoint, save_checkpoint
+from ledgformer.train.config import DEFAULTS, finetune_settings, merge
 from ledgformer.train.tasks import TaskData, build_task
-from ledgformer.train.trainer import Trainer, set_seed
+from ledgformer.train.trainer import Trainer, pairwise_rank_loss, set_seed
 
 
 def _restore(ckpt: dict[str, Any], cfg: dict[str, Any], path: str | Path) -> tuple[torch.nn.Module, TaskData]:
@@ -44,82 +46,158 @@ def evaluate_checkpoint(path: str | Path, data_root: str | None = None) -> dict[
     return metrics
 
 
-def adapt(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, *, steps: int = 100,
-          lr: float = 1e-3) -> None:
-    """Fit ``model`` to the examples ``idx`` (K measured samples): closed-form models refit on them,
-    neural ones take ``steps`` full-batch AdamW steps on the log-latency MSE (no validation data)."""
+#: parameters that ``params: readout`` trains: the hardware token (card MLPs) and the output heads
+#: (LeDG-Former's late-fusion readout; the baselines' card MLP and head). The graph encoder stays.
+READOUT_PARAMS = ("hw_tok", "hw_mlp", "hw_text", "graph_head", "node_head", "head")
+
+
+def _trainable(model: torch.nn.Module, params: str) -> list[torch.nn.Parameter]:
+    if params == "all":
+        return list(model.parameters())
+    chosen = [p for n, p in model.named_parameters() if n.split(".")[0] in READOUT_PARAMS]
+    if not chosen:
+        raise LedgformerError(f"finetune.params=readout: {type(model).__name__} has none of the readout "
+                              f"parameters {', '.join(READOUT_PARAMS)}")
+    return chosen
+
+
+def _loss(pred: torch.Tensor, y: torch.Tensor, loss: str, rank_weight: float) -> torch.Tensor:
+    out = F.mse_loss(pred, y)
+    if loss == "mse+rank":
+        out = out + rank_weight * pairwise_rank_loss(pred, y, torch.zeros_like(y), 0.0)
+    return out
+
+
+def _fit_scale(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, y: torch.Tensor,
+               ft: dict[str, Any]) -> None:
+    """Fit ``exp(s) * (pred - m) + m + b`` (m: mean prediction on the K samples) and fold it into the
+    model's output standardisation (``y_scale``, ``y_loc``): a monotone map, so the ranking of the
+    zero-shot model is kept exactly and only the device's latency level and spread are learned."""
+    if not isinstance(getattr(model, "y_scale", None), torch.Tensor):
+        raise LedgformerError(f"finetune.params=scale: {type(model).__name__} has no output "
+                              "standardisation (y_loc / y_scale buffers)")
+    model.eval()
+    with torch.no_grad():
+        pred = trainer._forward(idx, model).float()
+    m = pred.mean()
+    s = torch.zeros((), device=pred.device, requires_grad=True)
+    b = torch.zeros((), device=pred.device, requires_grad=True)
+    opt = torch.optim.AdamW([s, b], lr=ft["lr"], weight_decay=ft["weight_decay"])
+    for _ in range(ft["steps"]):
+        opt.zero_grad(set_to_none=True)
+        _loss(s.exp() * (pred - m) + m + b, y, ft["loss"], ft["rank_weight"]).backward()
+        opt.step()
+    with torch.no_grad():
+        a = s.exp().to(model.y_scale)
+        model.y_loc.copy_(a * (model.y_loc - m) + m + b)
+        model.y_scale.mul_(a)
+
+
+def adapt(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, settings: dict[str, Any] | None = None,
+          ) -> None:
+    """Fit ``model`` to the examples ``idx`` (K measured samples) with a ``finetune`` section
+    (:func:`~ledgformer.train.config.finetune_settings`; default: 100 full-batch AdamW steps, lr 1e-3,
+    log-latency MSE, every parameter; no validation data). Closed-form models refit on them.
+
+    ``params``: ``all``; ``readout`` (:data:`READOUT_PARAMS` only, the graph encoder is frozen); or
+    ``scale`` (no parameter moves: a per-device log-latency scale + shift, see :func:`_fit_scale`).
+    """
     if trainer.closed_form:  # FLOPs scale / GBDT: refit on the K samples of this device
         trainer.data.parts["train"] = idx
         trainer.fit()
         return
-    y = torch.as_tensor(np.log(trainer.data.target[idx]), dtype=torch.float32)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    model.train()
-    for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        F.mse_loss(trainer._forward(idx, model), y).backward()
-        opt.step()
+    ft = finetune_settings({"finetune": settings or {}})
+    y = torch.as_tensor(np.log(trainer.data.target[idx]), dtype=torch.float32, device=trainer.device)
+    if ft["params"] == "scale":
+        _fit_scale(trainer, model, idx, y, ft)
+        return
+    chosen = _trainable(model, ft["params"])
+    ids = {id(p) for p in chosen}
+    frozen = [p for p in model.parameters() if id(p) not in ids and p.requires_grad]
+    for p in frozen:  # no gradients through the frozen part's weights (faster; they cannot move)
+        p.requires_grad_(False)
+    try:
+        opt = torch.optim.AdamW(chosen, lr=ft["lr"], weight_decay=ft["weight_decay"])
+        model.train()
+        for _ in range(ft["steps"]):
+            opt.zero_grad(set_to_none=True)
+            _loss(trainer._forward(idx, model), y, ft["loss"], ft["rank_weight"]).backward()
+            opt.step()
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
 
 
-def few_shot_metrics(path: str | Path, shots: list[int], *, steps: int = 100, lr: float = 1e-3,
-                     seed: int = 0, data_root: str | None = None) -> dict[str, float]:
+def _help_config(ckpt: dict[str, Any], path: str | Path, what: str, seed: int,
+                 data_root: str | None) -> dict[str, Any]:
+    """The checkpoint's config (completed with today's defaults) for a K-shot task of ``seed``."""
+    cfg = merge(DEFAULTS, ckpt["config"])
+    if cfg["task"] != "help-latency":
+        raise LedgformerError(f"checkpoint {path} is a {cfg['task']} model; {what} needs task help-latency")
+    if data_root:
+        cfg["data"]["data_root"] = data_root
+    cfg["seed"] = seed
+    cfg["train"]["progress"] = False
+    return cfg
+
+
+def few_shot_metrics(path: str | Path, shots: list[int], *, seed: int = 0, data_root: str | None = None,
+                     part: str = "test", **overrides: Any) -> dict[str, float]:
     """``k<K>.*`` metrics of a HELP-protocol checkpoint: for each K, adapt a copy to each test device.
 
     The task (the K samples of every test device and their evaluation sets) is built once per K;
     each device then gets a fresh copy of the trained model, fine-tuned on its own K samples and
     scored on its own evaluation set. Keys: ``k<K>.per_device.<dev>.spearman|kendall_tau|mape|
     acc@10%`` and their means over the test devices (``k<K>.mean_device_spearman``, ``k<K>.mape``...).
+    ``part="valid"``: the same on HELP's validation devices (K samples from their pools; keys
+    ``valid.k<K>.*``), to choose a recipe without the test devices. The recipe is the checkpoint
+    config's ``finetune`` section; ``overrides`` (steps, lr, loss, params...) replace its values.
     """
     from ledgformer.train.metrics import device_key
 
+    if part not in ("test", "valid"):
+        raise LedgformerError(f"few-shot part must be 'test' or 'valid', got {part!r}")
     ckpt = read_checkpoint(path)
+    ft = finetune_settings(ckpt["config"], **overrides)
+    prefix = "" if part == "test" else "valid."
     out: dict[str, float] = {}
     for k in shots:
-        cfg = copy.deepcopy(ckpt["config"])
-        if cfg["task"] != "help-latency":
-            raise LedgformerError(f"checkpoint {path} is a {cfg['task']} model; K-shot needs "
-                                  "task help-latency")
-        if data_root:
-            cfg["data"]["data_root"] = data_root
-        cfg["seed"] = seed
-        cfg["data"].update(n_train_archs=0, eval_all=False, shots=k)
-        cfg["train"]["progress"] = False
+        cfg = _help_config(ckpt, path, "K-shot", seed, data_root)
+        cfg["data"].update(n_train_archs=0, eval_all=False, shots=k, shots_part=part)
         set_seed(seed)
         base, data = _restore(ckpt, cfg, path)
         parts = dict(data.parts)
-        test, pool = parts["test"], parts["shots"]
+        scored, pool = parts[part], parts["shots"]
         per: dict[str, dict[str, float]] = {}
-        for d in sorted(set(data.device_row[test].tolist())):
-            data.parts = {**parts, "test": test[data.device_row[test] == d]}
+        for d in sorted(set(data.device_row[scored].tolist())):
+            data.parts = {**parts, "test": scored[data.device_row[scored] == d]}
             model = copy.deepcopy(base)
             trainer = Trainer(model, data, cfg["train"], seed=seed)
-            adapt(trainer, model, pool[data.device_row[pool] == d], steps=steps, lr=lr)
+            adapt(trainer, model, pool[data.device_row[pool] == d], ft)
             m, _ = trainer.evaluate(("test",))
             dev = device_key(data.devices[d])
             per[dev] = {name: float(m[f"test.{name}"])
                         for name in ("spearman", "kendall_tau", "mape", "acc@10%")}
-            out.update({f"k{k}.per_device.{dev}.{name}": v for name, v in per[dev].items()})
-        out[f"k{k}.mean_device_spearman"] = float(np.mean([p["spearman"] for p in per.values()]))
+            out.update({f"{prefix}k{k}.per_device.{dev}.{name}": v for name, v in per[dev].items()})
+        out[f"{prefix}k{k}.mean_device_spearman"] = float(np.mean([p["spearman"] for p in per.values()]))
         for name in ("kendall_tau", "mape", "acc@10%"):
-            out[f"k{k}.{name}"] = float(np.mean([p[name] for p in per.values()]))
+            out[f"{prefix}k{k}.{name}"] = float(np.mean([p[name] for p in per.values()]))
     return out
 
 
-def finetune_checkpoint(path: str | Path, device: str, shots: int, *, steps: int = 100, lr: float = 1e-3,
-                        seed: int = 0, out: str | Path | None = None,
-                        data_root: str | None = None) -> dict[str, Any]:
-    """Zero-shot (``shots=0``) or K-shot metrics of ``device`` on its HELP evaluation set."""
+def finetune_checkpoint(path: str | Path, device: str, shots: int, *, seed: int = 0,
+                        out: str | Path | None = None, data_root: str | None = None,
+                        **overrides: Any) -> dict[str, Any]:
+    """Zero-shot (``shots=0``) or K-shot metrics of ``device`` on its HELP evaluation set; the recipe
+    is the checkpoint config's ``finetune`` section, ``overrides`` (steps, lr...) replace its values."""
     ckpt = read_checkpoint(path)
-    cfg = copy.deepcopy(ckpt["config"])
-    if cfg["task"] != "help-latency":
-        raise LedgformerError(f"checkpoint {path} is a {cfg['task']} model; finetune needs a latency model")
+    ft = finetune_settings(ckpt["config"], **overrides)
+    cfg = _help_config(ckpt, path, "finetune", seed, data_root)
     if not device.startswith("help/"):
         raise LedgformerError(f"device '{device}': only HELP cards (help/<key>) have a K-shot protocol here")
-    if data_root:
-        cfg["data"]["data_root"] = data_root
-    cfg["seed"] = seed
-    cfg["data"].update(test_devices=[device.split("/", 1)[1]], n_train_archs=0, eval_all=False, shots=shots)
-    cfg["train"]["progress"] = False
+    cfg["data"].update(test_devices=[device.split("/", 1)[1]], n_train_archs=0, eval_all=False, shots=shots,
+                       shots_part="test")
+    cfg["finetune"] = ft
     set_seed(seed)
     model, data = _restore(ckpt, cfg, path)
     trainer = Trainer(model, data, cfg["train"], seed=seed)
@@ -127,7 +205,7 @@ def finetune_checkpoint(path: str | Path, device: str, shots: int, *, steps: int
     result: dict[str, Any] = {"shots": shots, "zero_shot_spearman": before["test.spearman"],
                               "zero_shot_mape": before["test.mape"]}
     if shots > 0:
-        adapt(trainer, model, data.parts["shots"], steps=steps, lr=lr)
+        adapt(trainer, model, data.parts["shots"], ft)
         after, _ = trainer.evaluate(("test",))
         result.update(spearman=after["test.spearman"], mape=after["test.mape"],
                       kendall_tau=after["test.kendall_tau"], **{"acc@10%": after["test.acc@10%"]})
@@ -142,4 +220,4 @@ def finetune_checkpoint(path: str | Path, device: str, shots: int, *, steps: int
     return result
 
 
-__all__ = ["adapt", "evaluate_checkpoint", "few_shot_metrics", "finetune_checkpoint"]
+__all__ = ["READOUT_PARAMS", "adapt", "evaluate_checkpoint", "few_shot_metrics", "finetune_checkpoint"]

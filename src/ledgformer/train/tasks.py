@@ -11,7 +11,9 @@ protocol has a second test set). Tasks:
   ``help-fbnet``, each with its own device split); train on HELP's training devices
   (``n_train_archs`` archs each, drawn outside the evaluation range), select on the validation
   devices' evaluation sets, test zero-shot on the test devices' 800-arch evaluation sets
-  (``test``) and on all 15,625 archs (``test_all``).
+  (``test``) and on all 15,625 archs (``test_all``). ``shots`` > 0 adds part ``shots``: K archs
+  per test device (``shots_part: valid``: per validation device, to choose a K-shot recipe)
+  drawn from HELP's sample pool, outside the evaluation sets.
 """
 
 from __future__ import annotations
@@ -123,6 +125,8 @@ def help_latency(cfg: Mapping[str, Any], seed: int) -> TaskData:
     if d["benchmark"] not in splits.HELP_PROTOCOLS:
         raise LedgformerError(f"task help-latency needs a HELP benchmark "
                               f"({', '.join(splits.HELP_PROTOCOLS)}), got data.benchmark={d['benchmark']!r}")
+    if d["shots_part"] not in ("test", "valid"):
+        raise LedgformerError(f"data.shots_part must be 'test' or 'valid', got {d['shots_part']!r}")
     train_devs, valid_devs, test_devs, pool_size = splits.HELP_PROTOCOLS[d["benchmark"]]
     bench = load_benchmark(d["benchmark"], d["data_root"])
     roles = {
@@ -159,10 +163,10 @@ def help_latency(cfg: Mapping[str, Any], seed: int) -> TaskData:
         rows["test"] += [(int(i), devices.index(c)) for i in eval_idx[c]]
         if d["eval_all"]:
             rows["test_all"] += [(i, devices.index(c)) for i in range(n)]
-        if int(d["shots"]) > 0:
-            pool = splits.help_pool_indices(lat[c], count=pool_size)
-            shots = splits.kshot_indices(n, int(d["shots"]), seed, exclude=eval_idx[c], pool=pool)
-            rows["shots"] += [(int(i), devices.index(c)) for i in shots]
+    for c in cards[d["shots_part"]] if int(d["shots"]) > 0 else []:
+        pool = splits.help_pool_indices(lat[c], count=pool_size)
+        shots = splits.kshot_indices(n, int(d["shots"]), seed, exclude=eval_idx[c], pool=pool)
+        rows["shots"] += [(int(i), devices.index(c)) for i in shots]
     used = sorted({i for part in rows.values() for i, _ in part})
     row_of = {a: k for k, a in enumerate(used)}
     items, table, enc_id = featurize([bench.graphs[ids[i]] for i in used], cfg["features"]["encoder"])

@@ -1,0 +1,118 @@
+"""K-shot adaptation recipes (``finetune`` section): defaults, which parameters move, valid-device scoring."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ledgformer.model.registry import create_model
+from ledgformer.train.checkpoint import save_checkpoint
+from ledgformer.train.config import DEFAULTS, ConfigError, finetune_settings, load_config
+from ledgformer.train.finetune import READOUT_PARAMS, adapt, few_shot_metrics
+from ledgformer.train.trainer import Trainer, model_kwargs
+from test_trainer import SMALL, TCFG, synthetic_task
+
+
+def _setup(hw_layers: int = 0) -> tuple[Trainer, torch.nn.Module, np.ndarray]:
+    torch.set_num_threads(1)
+    data = synthetic_task("latency")
+    torch.manual_seed(0)
+    name, kw = model_kwargs({"model": {"name": "ledgformer", **SMALL, "hw_layers": hw_layers}}, data)
+    model = create_model(name, **kw)
+    model.set_target_stats(0.5, 0.3)
+    train = data.parts["train"]
+    shots = train[data.device_row[train] == 1][:5]
+    return Trainer(model, data, TCFG, seed=0), model, shots
+
+
+def test_defaults_are_the_committed_recipe() -> None:
+    """100 AdamW steps, lr 1e-3, MSE, whole model: committed NB201 K-shot numbers stay valid."""
+    want = {"steps": 100, "lr": 1e-3, "weight_decay": 1e-4, "loss": "mse", "rank_weight": 1.0,
+            "params": "all"}
+    assert DEFAULTS["finetune"] == want and DEFAULTS["data"]["shots_part"] == "test"
+    assert finetune_settings({}) == want  # a checkpoint config from before the section
+    assert finetune_settings({"finetune": {"lr": "1e-2"}}, steps=7, params=None) == {**want, "lr": 0.01,
+                                                                                     "steps": 7}
+
+
+def test_default_adapt_matches_the_old_loop() -> None:
+    trainer, model, shots = _setup()
+    old = copy.deepcopy(model)
+    y = torch.as_tensor(np.log(trainer.data.target[shots]), dtype=torch.float32)
+    opt = torch.optim.AdamW(old.parameters(), lr=1e-3, weight_decay=1e-4)
+    old.train()
+    for _ in range(100):
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.mse_loss(trainer._forward(shots, old), y).backward()
+        opt.step()
+    adapt(trainer, model, shots)
+    for (name, a), b in zip(model.state_dict().items(), old.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("params", ["all", "readout", "scale"])
+@pytest.mark.parametrize("loss", ["mse", "mse+rank"])
+def test_each_mode_moves_only_its_parameters(params: str, loss: str) -> None:
+    trainer, model, shots = _setup()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    pred0 = trainer.predict(trainer.data.parts["test"])
+    y = np.log(trainer.data.target[shots])
+    err0 = np.mean((np.log(trainer.predict(shots)) - y) ** 2)
+    adapt(trainer, model, shots, {"steps": 30, "lr": 0.05, "loss": loss, "params": params})
+    moved = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    readout = {k for k in moved if k.split(".")[0] in READOUT_PARAMS}
+    if params == "all":
+        assert readout and moved - readout - {"y_loc", "y_scale"}
+    elif params == "readout":
+        assert readout and moved == readout
+    else:
+        assert moved == {"y_loc", "y_scale"}
+        pred1 = trainer.predict(trainer.data.parts["test"])
+        assert model.y_scale > 0 and np.array_equal(np.argsort(pred0), np.argsort(pred1))
+    assert all(p.requires_grad for p in model.parameters())
+    if loss == "mse":
+        assert np.mean((np.log(trainer.predict(shots)) - y) ** 2) < err0
+
+
+def test_bad_recipe_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"finetune\.params"):
+        load_config(None, ["finetune.params=encoder"])
+    with pytest.raises(ConfigError, match=r"finetune\.stpes"):
+        load_config(None, ["finetune.stpes=3"])
+    with pytest.raises(ConfigError, match="lr > 0"):
+        finetune_settings({}, lr=0.0)
+
+
+def test_few_shot_on_valid_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """part="valid": K samples of each validation device, scored on its evaluation set (valid.k<K>.*)."""
+    seen: list[str] = []
+
+    def task(cfg: dict):
+        seen.append(cfg["data"]["shots_part"])
+        data = synthetic_task("latency")
+        data.devices = ["help/titanx_1", "help/gold_6240"]
+        data.parts["valid"] = np.arange(data.device_row.size)[1::2]
+        train = data.parts["train"]
+        data.parts["shots"] = np.concatenate([train[data.device_row[train] == d][:3] for d in (0, 1)])
+        return data
+
+    monkeypatch.setattr("ledgformer.train.finetune.build_task", task)
+    trainer, model, _ = _setup()
+    cfg = load_config(None, ["task=help-latency", "data.benchmark=help-fbnet", "finetune.params=scale",
+                             "finetune.lr=0.05"])
+    name, kw = model_kwargs({"model": {"name": "ledgformer", **SMALL, "hw_layers": 0}}, trainer.data)
+    path = save_checkpoint(tmp_path / "model.pt", model, config=cfg, model_name=name, model_config=kw,
+                           encoder_id="test-encoder", data_version={"benchmark": "synthetic"})
+    m = few_shot_metrics(path, [3], part="valid")
+    assert seen == ["valid"]
+    per = [m[f"valid.k3.per_device.{d}.spearman"] for d in ("titanx_1", "gold_6240")]
+    assert m["valid.k3.mean_device_spearman"] == pytest.approx(np.mean(per))
+    assert not any(k.startswith("k3.") for k in m)
+    zero = Trainer(model, task(cfg), TCFG).evaluate(("valid",))[0]  # scale keeps each device's ranking
+    assert per == pytest.approx([zero[f"valid.per_device.{d}.spearman"] for d in ("titanx_1", "gold_6240")])
+    with pytest.raises(Exception, match="part must be"):
+        few_shot_metrics(path, [3], part="train")
