@@ -63,8 +63,9 @@ def _grid(variants: list[str], columns: list[str], values: dict[tuple[str, str],
     return lines
 
 
-def markdown(results: Mapping[str, Any], heading: str = "#") -> str:
-    """Mean ± std (over seeds) tables: one per metric (settings as columns), then the suite's tables."""
+def markdown(results: Mapping[str, Any], heading: str = "#", max_metrics: int | None = None) -> str:
+    """Mean ± std (over seeds) tables: one per metric (settings as columns; the first
+    ``max_metrics`` only, if given), then the suite's tables."""
     settings, variants = list(results["settings"]), list(results["variants"])
     seeds = sorted({r["seed"] for r in results["runs"]}) or results["seeds"]
     lines = [f"{heading} {results['suite']}{' (quick)' if results['quick'] else ''}", "",
@@ -74,7 +75,7 @@ def markdown(results: Mapping[str, Any], heading: str = "#") -> str:
              f"{results['machine']['torch']}; wall time {results.get('wall_seconds', 0) / 60:.1f} min; "
              f"seeds {seeds}; {len(results['runs'])} runs.", ""]
     sub = heading + "#"
-    for metric in results["metrics"]:
+    for metric in results["metrics"][:max_metrics]:
         table = summarise(results, metric)
         lines += [f"{sub} {metric}", "",
                   *_grid(variants, settings, table, dict.fromkeys(settings, lower_is_better(metric)),
@@ -141,15 +142,22 @@ def readme_section(results_dir: str | Path) -> str:
         res = json.loads(chosen.read_text())
         if not res.get("runs"):
             continue
-        parts.append(markdown(res, heading="###"))
+        parts.append(markdown(res, heading="###", max_metrics=2))
         note = " **Quick mode only** (the full suite has not been run yet)." if res.get("quick") else ""
-        planned = res.get("n_planned", len(res["runs"]))
+        planned = res.get("n_planned") or _planned(res)
         if len(res["runs"]) < planned:
             note += (f" **Partial**: {len(res['runs'])} of {planned} runs so far (rerun the command to "
                      "resume); missing cells show as –.")
-        parts.append(f"Files: [`{chosen.name}`]({results_dir.as_posix()}/{chosen.name}), "
-                     f"[`{chosen.stem}.md`]({results_dir.as_posix()}/{chosen.stem}.md).{note}")
+        parts.append(f"Every table: [`{chosen.stem}.md`]({results_dir.as_posix()}/{chosen.stem}.md); every "
+                     f"run: [`{chosen.name}`]({results_dir.as_posix()}/{chosen.name}).{note}")
     return "\n\n".join(parts)
+
+
+def _planned(res: Mapping[str, Any]) -> int:
+    """Runs in the grid of a results file written before ``n_planned`` was recorded."""
+    limit = res.get("limit") or {}
+    return sum(1 for s in res["settings"] for v in res["variants"] for _ in res["seeds"]
+               if v not in limit or s in limit[v])
 
 
 def _is_suite_file(path: Path) -> bool:
