@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from ledgformer.errors import LedgformerError
 from ledgformer.graph.builder import GraphBuilder
+from ledgformer.graph.ops import op_index
 from ledgformer.model import HardwareBatch, TextTable, collate, create_model, graph_tensors, list_models
-from ledgformer.model.features import NODE_FEATURES, REL, relations
+from ledgformer.model.features import N_OPS, NODE_FEATURES, REL, op_totals, relations
 
 torch.set_num_threads(1)
 TEXT_DIM = 16
@@ -86,10 +89,10 @@ def test_node_features_are_finite_and_sized(data) -> None:
         assert np.isfinite(g.num).all() and np.abs(g.num).max() < 5
 
 
-@pytest.mark.parametrize("task", ["latency", "accuracy"])
-def test_alone_equals_padded_batch(data, task) -> None:
+@pytest.mark.parametrize(("task", "op_totals"), [("latency", False), ("accuracy", False), ("latency", True)])
+def test_alone_equals_padded_batch(data, task, op_totals) -> None:
     items, emb, hw = data
-    m = _model(task)
+    m = _model(task, op_totals=op_totals)
     h = hw if task == "latency" else None
     batch = m(collate(items, emb), h)
     for k in (0, 5, 11):
@@ -97,14 +100,30 @@ def test_alone_equals_padded_batch(data, task) -> None:
         assert torch.allclose(alone, batch[k:k + 1], atol=1e-5)
 
 
-def test_permutation_invariance(data) -> None:
+@pytest.mark.parametrize("op_totals", [False, True])
+def test_permutation_invariance(data, op_totals) -> None:
     items, emb, hw = data
-    m = _model()
+    m = _model(op_totals=op_totals)
     rng = np.random.default_rng(0)
     g = items[7]
     perm = rng.permutation(len(g))
     one = hw.index(torch.tensor([0]))
     assert torch.allclose(m(collate([g], emb), one), m(collate([g.permuted(perm)], emb), one), atol=1e-5)
+
+
+def test_op_totals_hand_checked(data) -> None:
+    """Per op type: log count / 6 and log total MACs / 20 (the conv nodes of one graph)."""
+    items, emb, _ = data
+    g = items[3]
+    tot = op_totals(collate([g, items[0]], emb))[0].double()
+    conv = op_index("conv")
+    is_conv = g.op == conv
+    assert torch.isclose(tot[conv], torch.tensor(math.log1p(is_conv.sum()) / 6.0, dtype=torch.float64))
+    macs = np.expm1(g.num[is_conv, NODE_FEATURES.index("log_macs")].astype(np.float64) * 20).sum()
+    want = torch.tensor(math.log1p(macs) / 20, dtype=torch.float64)
+    assert torch.isclose(tot[N_OPS + conv], want, rtol=1e-4)
+    absent = [i for i in range(N_OPS) if i not in set(g.op.tolist()) | set(items[0].op.tolist())]
+    assert absent and all(tot[k * N_OPS + i] == 0 for k in range(4) for i in absent)
 
 
 def test_padding_gets_no_attention(data) -> None:

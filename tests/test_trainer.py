@@ -75,6 +75,25 @@ def test_fit_learns_latency_and_reports_per_device() -> None:
     assert (pred > 0).all()
 
 
+def test_grid_batches_cover_each_record_once_and_mix_graphs() -> None:
+    """batch_graphs: every train record once per epoch, <= G graphs x D devices per batch, and a
+    device sees several graphs in one batch (the per-device rank loss gets pairs)."""
+    tr = _trainer("latency", batch_graphs=4, batch_size=8)
+    d, train = tr.data, tr.data.parts["train"]
+    for epoch in (0, 1):
+        batches = tr._epoch_batches(epoch)
+        assert np.array_equal(np.sort(np.concatenate(batches)), np.sort(train))
+        assert all(len(np.unique(d.graph_row[b])) <= 4 and len(np.unique(d.device_row[b])) <= 2
+                   for b in batches)
+        assert max(np.bincount(d.device_row[b]).max() for b in batches) > 1
+    first, second = tr._epoch_batches(0), tr._epoch_batches(1)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, second, strict=False))
+    plain = _trainer("latency")  # default: consecutive records of one graph
+    assert max(len(np.unique(d.graph_row[b])) for b in plain._epoch_batches(0)) > 4
+    summary = _trainer("latency", batch_graphs=4, batch_size=8, epochs=3).fit()
+    assert summary["epochs_run"] == 3
+
+
 def test_selection_uses_valid_only() -> None:
     """Scrambling the test targets changes nothing about training or the chosen epoch."""
     a = _trainer("accuracy", epochs=10)

@@ -25,20 +25,24 @@ import torch.nn.functional as F
 from ledgformer.errors import LedgformerError
 from ledgformer.graph.ops import OP_TYPES
 from ledgformer.hardware import FEATURE_NAMES
-from ledgformer.model.features import GRAPH_FEATURES, N_OPS, NODE_FEATURES, REL, Batch, HardwareBatch
+from ledgformer.model.features import (
+    COST_SUMS,
+    GRAPH_FEATURES,
+    N_OPS,
+    REL,
+    Batch,
+    HardwareBatch,
+    op_totals,
+)
 from ledgformer.model.registry import PredictorModel, register_model
 
-#: node features summed per op type: (name in NODE_FEATURES, log scale used by node_features)
-_COST_SUMS: tuple[tuple[str, float], ...] = (
-    ("log_macs", 20.0), ("log_params", 16.0), ("log_mem_bytes", 20.0),
-)
 _RIDGE_ALPHAS: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
 
 def static_feature_names() -> list[str]:
     """Column names of :func:`static_features` (same order)."""
     names = [f"count_{op}" for op in OP_TYPES]
-    for feat, _ in _COST_SUMS:
+    for feat, _ in COST_SUMS:
         names += [f"sum_{feat[4:]}_{op}" for op in OP_TYPES]
     return names + [f"graph_{g}" for g in GRAPH_FEATURES] + ["log_depth", "log_width"]
 
@@ -70,12 +74,7 @@ def static_features(batch: Batch) -> torch.Tensor:
     """
     m = batch.mask.float()
     b, dev = m.shape[0], m.device
-    counts = torch.zeros(b, N_OPS, device=dev).scatter_add_(1, batch.op, m)
-    cols = [torch.log1p(counts) / 6.0]
-    for feat, scale in _COST_SUMS:
-        per_node = torch.expm1(batch.num[..., NODE_FEATURES.index(feat)].double() * scale) * m
-        sums = torch.zeros(b, N_OPS, dtype=torch.float64, device=dev).scatter_add_(1, batch.op, per_node)
-        cols.append((torch.log1p(sums) / scale).float())
+    cols = [op_totals(batch).float()]
     depth = longest_path_depth(batch)
     levels = torch.zeros(b, m.shape[1] + 1, device=dev).scatter_add_(1, depth.long(), m)
     width = levels[:, 1:].amax(dim=1)

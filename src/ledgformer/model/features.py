@@ -233,8 +233,29 @@ def hardware_tensors(cards: Sequence[str], encoder: str) -> HardwareBatch:
     return HardwareBatch(torch.from_numpy(np.asarray(text, np.float32)), torch.from_numpy(feat))
 
 
+#: node features summed per op type by :func:`op_totals`: (name in NODE_FEATURES, its log scale)
+COST_SUMS: tuple[tuple[str, float], ...] = (
+    ("log_macs", 20.0), ("log_params", 16.0), ("log_mem_bytes", 20.0),
+)
+
+
+@torch.no_grad()
+def op_totals(batch: Batch) -> torch.Tensor:
+    """Per op type, the log count and log total MACs / params / memory bytes of the real nodes,
+    scaled to roughly [0, 2]: [B, (1 + len(COST_SUMS)) * N_OPS]. Padding adds nothing and the
+    node order does not matter (GBDT's graph encoding; LeDG-Former's ``op_totals`` input)."""
+    m = batch.mask.double()
+    counts = torch.zeros(m.shape[0], N_OPS, dtype=torch.float64, device=m.device).scatter_add_(1, batch.op, m)
+    cols = [torch.log1p(counts) / 6.0]
+    for feat, scale in COST_SUMS:
+        per_node = torch.expm1(batch.num[..., NODE_FEATURES.index(feat)].double() * scale) * m
+        sums = torch.zeros_like(counts).scatter_add_(1, batch.op, per_node)
+        cols.append(torch.log1p(sums) / scale)
+    return torch.cat(cols, dim=1).to(batch.num.dtype)
+
+
 __all__ = [
-    "GRAPH_FEATURES", "NODE_FEATURES", "N_OPS", "REL", "RELATIONS", "Batch", "GraphTensors",
+    "COST_SUMS", "GRAPH_FEATURES", "NODE_FEATURES", "N_OPS", "REL", "RELATIONS", "Batch", "GraphTensors",
     "HardwareBatch", "TextTable", "collate", "graph_features", "graph_tensors", "hardware_tensors",
-    "node_features", "relations",
+    "node_features", "op_totals", "relations",
 ]

@@ -30,6 +30,7 @@ from torch import nn
 from ledgformer.errors import LedgformerError
 from ledgformer.hardware import FEATURE_NAMES
 from ledgformer.model.features import (
+    COST_SUMS,
     GRAPH_FEATURES,
     N_OPS,
     NODE_FEATURES,
@@ -37,6 +38,7 @@ from ledgformer.model.features import (
     RELATIONS,
     Batch,
     HardwareBatch,
+    op_totals,
 )
 from ledgformer.model.registry import PredictorModel, register_model
 
@@ -62,6 +64,9 @@ class LeDGFormerConfig:
     #: ranking a whole space for a new device costs one small MLP per node
     hw_layers: int = -1
     readout: str = "auto"  # "sum" (latency default), "pool" (accuracy default)
+    #: the global token also reads per-op-type counts and MACs / params / bytes totals (GBDT's
+    #: inputs): whole-graph cost structure without asking the attention to count
+    op_totals: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in ("latency", "accuracy"):
@@ -75,6 +80,10 @@ class LeDGFormerConfig:
             self.readout = "sum" if self.task == "latency" else "pool"
         if self.readout not in ("sum", "pool"):
             raise LedgformerError(f"model.readout must be 'auto', 'sum' or 'pool', got {self.readout!r}")
+
+
+def op_totals_dim() -> int:
+    return (1 + len(COST_SUMS)) * N_OPS
 
 
 def mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
@@ -196,6 +205,7 @@ class LeDGFormer(PredictorModel):
         self.num_mlp = mlp(len(NODE_FEATURES), d, d)
         self.glob_tok = nn.Parameter(torch.zeros(d))
         self.glob_mlp = mlp(len(GRAPH_FEATURES), d, d)
+        self.totals_mlp = mlp(op_totals_dim(), d, d) if cfg.op_totals else None
         self.has_hw = cfg.use_hardware
         if self.has_hw:
             self.hw_tok = nn.Parameter(torch.zeros(d))
@@ -241,7 +251,10 @@ class LeDGFormer(PredictorModel):
 
     def encode(self, batch: Batch) -> torch.Tensor:
         """States [B, 1 + N, d] (global token + nodes) after the device-independent blocks."""
-        x = torch.cat([(self.glob_tok + self.glob_mlp(batch.glob))[:, None], self.node_tokens(batch)], 1)
+        glob = self.glob_tok + self.glob_mlp(batch.glob)
+        if self.totals_mlp is not None:
+            glob = glob + self.totals_mlp(op_totals(batch))
+        x = torch.cat([glob[:, None], self.node_tokens(batch)], 1)
         n_pre = self.config.n_layers - self.config.hw_layers if self.has_hw else self.config.n_layers
         if n_pre:
             rel, key_pad = self._sequence_rel(batch, 1)

@@ -49,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "train": {
         "epochs": 100,
         "batch_size": 64,
+        # > 0 (latency tasks): batches of batch_graphs graphs x batch_size // batch_graphs devices
+        # instead of consecutive records of one graph (see Trainer._grid_batches)
+        "batch_graphs": 0,
         "lr": 1e-3,
         "weight_decay": 1e-4,
         "warmup_frac": 0.05,

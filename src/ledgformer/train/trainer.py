@@ -100,11 +100,36 @@ class Trainer:
         """Global batches of the train part, graphs kept together, same on every rank."""
         train = self.data.parts["train"]
         rng = np.random.default_rng([self.seed, epoch])
+        if int(self.cfg.get("batch_graphs") or 0) > 0 and (self.data.device_row[train] >= 0).all():
+            return self._grid_batches(train, rng)
         rows = self.data.graph_row[train]
         order_of_graph = rng.permutation(rows.max() + 1)
         order = train[np.lexsort((rng.random(train.size), order_of_graph[rows]))]
         bs = int(self.cfg["batch_size"])
         return [order[i:i + bs] for i in range(0, order.size, bs)]
+
+    def _grid_batches(self, train: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+        """Batches of ``batch_graphs`` graphs x ``batch_size // batch_graphs`` devices (each record
+        once per epoch). Graph-sorted batches hold one or two graphs measured on many devices:
+        every step then learns about one network, and the per-device rank loss has no pairs. A
+        grid encodes few graphs per step yet mixes graphs and gives each device several of them."""
+        g_per = int(self.cfg["batch_graphs"])
+        d_per = max(1, int(self.cfg["batch_size"]) // g_per)
+        graphs, g_inv = np.unique(self.data.graph_row[train], return_inverse=True)
+        _, d_inv = np.unique(self.data.device_row[train], return_inverse=True)
+        # random windows of 4 groups, sorted by node count inside: a group pads to similar sizes
+        sizes = np.asarray([len(self.data.items[g]) for g in graphs])
+        perm = rng.permutation(graphs.size)
+        grouped = perm[np.lexsort((sizes[perm], np.arange(graphs.size) // (4 * g_per)))]
+        slot = np.empty(graphs.size, dtype=np.int64)
+        slot[grouped] = np.arange(graphs.size)
+        g_grp = slot[g_inv] // g_per
+        d_grp = rng.permutation(d_inv.max() + 1)[d_inv] // d_per
+        cell = g_grp * (d_grp.max() + 1) + d_grp
+        cell_order = rng.permutation(cell.max() + 1)[cell]
+        order = np.argsort(cell_order, kind="stable")
+        cuts = np.flatnonzero(np.diff(cell_order[order])) + 1
+        return [train[part] for part in np.split(order, cuts)]
 
     # ---- training ----------------------------------------------------------------------------
     def _fit_closed_form(self) -> dict[str, Any]:
