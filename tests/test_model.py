@@ -89,10 +89,11 @@ def test_node_features_are_finite_and_sized(data) -> None:
         assert np.isfinite(g.num).all() and np.abs(g.num).max() < 5
 
 
-@pytest.mark.parametrize(("task", "op_totals"), [("latency", False), ("accuracy", False), ("latency", True)])
-def test_alone_equals_padded_batch(data, task, op_totals) -> None:
+@pytest.mark.parametrize(("task", "kw"), [("latency", {}), ("accuracy", {}), ("latency", {"op_totals": True}),
+                                         ("latency", {"roofline": True})])
+def test_alone_equals_padded_batch(data, task, kw) -> None:
     items, emb, hw = data
-    m = _model(task, op_totals=op_totals)
+    m = _model(task, **kw)
     h = hw if task == "latency" else None
     batch = m(collate(items, emb), h)
     for k in (0, 5, 11):
@@ -100,10 +101,10 @@ def test_alone_equals_padded_batch(data, task, op_totals) -> None:
         assert torch.allclose(alone, batch[k:k + 1], atol=1e-5)
 
 
-@pytest.mark.parametrize("op_totals", [False, True])
-def test_permutation_invariance(data, op_totals) -> None:
+@pytest.mark.parametrize("kw", [{}, {"op_totals": True}, {"roofline": True}])
+def test_permutation_invariance(data, kw) -> None:
     items, emb, hw = data
-    m = _model(op_totals=op_totals)
+    m = _model(**kw)
     rng = np.random.default_rng(0)
     g = items[7]
     perm = rng.permutation(len(g))
@@ -124,6 +125,24 @@ def test_op_totals_hand_checked(data) -> None:
     assert torch.isclose(tot[N_OPS + conv], want, rtol=1e-4)
     absent = [i for i in range(N_OPS) if i not in set(g.op.tolist()) | set(items[0].op.tolist())]
     assert absent and all(tot[k * N_OPS + i] == 0 for k in range(4) for i in absent)
+
+
+def test_roofline_prior_starts_at_macs_and_bytes_over_a_phone_core(data) -> None:
+    """With the node and graph heads at zero the prediction is log(sum MACs / 2e7 + bytes / 1e7) ms;
+    the prior needs the sum readout and a card."""
+    items, emb, hw = data
+    m = _model(roofline=True)
+    for head in (m.node_head[-1], m.graph_head[-1]):
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.zeros_(head.bias)
+    g = items[2]
+    macs = np.expm1(g.num[:, NODE_FEATURES.index("log_macs")].astype(np.float64) * 20)
+    mem = np.expm1(g.num[:, NODE_FEATURES.index("log_mem_bytes")].astype(np.float64) * 20)
+    want = math.log(np.sum((macs + 1) / 2e7 + (mem + 1) / 1e7))
+    got = m(collate([g], emb), hw.index(torch.tensor([0]))).item()
+    assert got == pytest.approx(want, rel=1e-4)
+    with pytest.raises(LedgformerError, match="roofline"):
+        _model("accuracy", roofline=True)
 
 
 def test_padding_gets_no_attention(data) -> None:

@@ -120,7 +120,8 @@ class GraphStore:
         cfg = getattr(model, "config", None)
         #: late fusion: keep only the readout's device-independent parts (``late_fusion_parts``)
         self.late = self.mode == "state" and getattr(cfg, "hw_layers", None) == 0 \
-            and getattr(cfg, "readout", None) == "sum" and hasattr(model, "late_fusion_parts")
+            and getattr(cfg, "readout", None) == "sum" and not getattr(cfg, "roofline", False) \
+            and hasattr(model, "late_fusion_parts")
         #: late fusion parts also on disk (None: unless $LEDGFORMER_ENCODING_CACHE is "0")
         self.disk = self.late and (os.environ.get("LEDGFORMER_ENCODING_CACHE", "1") != "0"
                                    if disk is None else bool(disk))

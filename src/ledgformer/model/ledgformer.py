@@ -67,6 +67,10 @@ class LeDGFormerConfig:
     #: the global token also reads per-op-type counts and MACs / params / bytes totals (GBDT's
     #: inputs): whole-graph cost structure without asking the attention to count
     op_totals: bool = False
+    #: latency "sum" readout on a roofline prior: node i costs exp(score_i) x (MACs_i / P + bytes_i / B)
+    #: with log P, log B read from the hardware token, and the prediction is the log of the sum in
+    #: ms (plus a graph-level correction), so an untrained model already scales like MACs and bytes
+    roofline: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in ("latency", "accuracy"):
@@ -80,6 +84,9 @@ class LeDGFormerConfig:
             self.readout = "sum" if self.task == "latency" else "pool"
         if self.readout not in ("sum", "pool"):
             raise LedgformerError(f"model.readout must be 'auto', 'sum' or 'pool', got {self.readout!r}")
+        if self.roofline and (self.readout != "sum" or not self.use_hardware or self.task != "latency"):
+            raise LedgformerError("model.roofline needs a latency model with the hardware token and the "
+                                  "sum readout")
 
 
 def op_totals_dim() -> int:
@@ -216,6 +223,11 @@ class LeDGFormer(PredictorModel):
         n_pool = 3 if self.has_hw else 2
         self.graph_head = mlp(n_pool * d, d, 1)
         self.node_head = mlp(d + (d if self.has_hw else 0), d, 1) if cfg.readout == "sum" else None
+        self.roofline = nn.Linear(d, 2) if cfg.roofline else None
+        if self.roofline is not None:  # start at ~2e7 MACs/ms and 1e7 bytes/ms (a phone CPU core)
+            nn.init.zeros_(self.roofline.weight)
+            with torch.no_grad():
+                self.roofline.bias.copy_(torch.tensor([math.log(2e7), math.log(1e7)]))
 
     def config_dict(self) -> dict[str, Any]:
         return asdict(self.config)
@@ -270,6 +282,8 @@ class LeDGFormer(PredictorModel):
     def decode(self, x: torch.Tensor, batch: Batch, hw: HardwareBatch | None) -> torch.Tensor:
         """The hardware blocks and the readout on ``encode``'s states (rows may repeat a graph)."""
         out, score = self.decode_parts(x, batch, hw)
+        if self.roofline is not None:  # scores are log ms already; out a standardised correction
+            return torch.logsumexp(score, dim=1) + out * self.y_scale
         if score is not None:
             out = out + torch.logsumexp(score, dim=1)
         return self.unscale(out)
@@ -299,7 +313,13 @@ class LeDGFormer(PredictorModel):
         if self.node_head is None:
             return out, None
         feats = torch.cat([nodes, x[:, 1:2].expand_as(nodes)], -1) if self.has_hw else nodes
-        return out, self.node_head(feats).squeeze(-1).masked_fill(~batch.mask, float("-inf"))
+        score = self.node_head(feats).squeeze(-1)
+        if self.roofline is not None:
+            log_p, log_b = self.roofline(x[:, 1]).unbind(-1)
+            macs = batch.num[..., NODE_FEATURES.index("log_macs")] * 20.0  # log1p(MACs), see node_features
+            mem = batch.num[..., NODE_FEATURES.index("log_mem_bytes")] * 20.0
+            score = score + torch.logaddexp(macs - log_p[:, None], mem - log_b[:, None])
+        return out, score.masked_fill(~batch.mask, float("-inf"))
 
     # ---- late fusion, split: ranking a space for many devices ----------------------------------
     def late_fusion_parts(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -310,8 +330,9 @@ class LeDGFormer(PredictorModel):
         (graph part [B, d], node part [B, N, d]) for ``late_fusion_readout``. ``x``: ``encode``'s
         states, ``mask`` the node mask.
         """
-        if not self.has_hw or self.config.hw_layers or self.node_head is None:
-            raise LedgformerError("late_fusion_parts needs a latency model with hw_layers=0, sum readout")
+        if not self.has_hw or self.config.hw_layers or self.node_head is None or self.roofline is not None:
+            raise LedgformerError("late_fusion_parts needs a latency model with hw_layers=0, sum readout "
+                                  "and no roofline prior")
         d = self.config.d_model
         x = self.ln_f(x)
         nodes, m = x[:, 1:], mask[..., None].to(x.dtype)
