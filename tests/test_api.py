@@ -40,9 +40,9 @@ def onnx_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def latency_predictor(hw_layers: int = 0) -> Predictor:
+def latency_predictor(hw_layers: int = 0, **kw) -> Predictor:
     torch.manual_seed(0)
-    return Predictor.create("ledgformer", task="latency", encoder="onehot", hw_layers=hw_layers, **TINY)
+    return Predictor.create("ledgformer", task="latency", encoder="onehot", hw_layers=hw_layers, **TINY, **kw)
 
 
 @pytest.fixture
@@ -235,6 +235,17 @@ def test_shipped_predictors_load() -> None:
     for name, entry in shipped_predictors().items():
         p = Predictor.load(name)
         assert p.task == entry["task"] and p.metrics == entry["metrics"]
+
+
+def test_roofline_model_predicts_and_ranks_without_the_late_fusion_cache() -> None:
+    """A roofline readout needs each node's MACs and bytes per device: the batch path keeps the
+    encoder states (no late-fusion parts) and gives what single calls give."""
+    p = latency_predictor(roofline=True)
+    archs = nb201.all_arch_strings()[:4]
+    both = p.predict(archs, ["help/pixel3", "help/raspi4"])
+    fresh = latency_predictor(roofline=True)
+    np.testing.assert_allclose(both[:, 1], [fresh.predict(a, "help/raspi4") for a in archs], rtol=1e-5)
+    assert np.all(both > 0) and sorted(p.rank(archs, "help/pixel3").tolist()) == list(range(4))
 
 
 def test_late_fusion_split_equals_decode(lat: Predictor) -> None:

@@ -13,8 +13,10 @@ Sequence per graph: ``[global token, hardware token (latency tasks), node tokens
   nodes and is attended by them, so one model serves every device: an unseen device needs only
   its card.
 * Latency readout: log of a sum of per-node positive costs (logsumexp of node scores) plus a
-  graph-level correction: latency is close to additive over operators. Accuracy readout: MLP of
-  the global token and the mean node state.
+  graph-level correction: latency is close to additive over operators. With ``roofline`` each
+  node's cost is a learned factor times MACs / P + bytes / B, P and B read from the hardware
+  token, so magnitudes come from the operator costs rather than being learned from scratch.
+  Accuracy readout: MLP of the global token and the mean node state.
 """
 
 from __future__ import annotations
