@@ -17,11 +17,12 @@ from ledgformer.train.trainer import Trainer, model_kwargs
 from test_trainer import SMALL, TCFG, synthetic_task
 
 
-def _setup(hw_layers: int = 0) -> tuple[Trainer, torch.nn.Module, np.ndarray]:
+def _setup(hw_layers: int = 0, **model_kw) -> tuple[Trainer, torch.nn.Module, np.ndarray]:
     torch.set_num_threads(1)
     data = synthetic_task("latency")
     torch.manual_seed(0)
-    name, kw = model_kwargs({"model": {"name": "ledgformer", **SMALL, "hw_layers": hw_layers}}, data)
+    name, kw = model_kwargs({"model": {"name": "ledgformer", **SMALL, "hw_layers": hw_layers, **model_kw}},
+                            data)
     model = create_model(name, **kw)
     model.set_target_stats(0.5, 0.3)
     train = data.parts["train"]
@@ -76,6 +77,20 @@ def test_each_mode_moves_only_its_parameters(params: str, loss: str) -> None:
     assert all(p.requires_grad for p in model.parameters())
     if loss == "mse":
         assert np.mean((np.log(trainer.predict(shots)) - y) ** 2) < err0
+
+
+def test_scale_recipe_rescales_a_roofline_model() -> None:
+    """The roofline readout is in log ms, not standardised: the scale recipe must still move its
+    level and spread (and keep the ranking)."""
+    trainer, model, shots = _setup(roofline=True)
+    test = trainer.data.parts["test"]
+    pred0 = trainer.predict(test)
+    y = np.log(trainer.data.target[shots])
+    err0 = np.mean((np.log(trainer.predict(shots)) - y) ** 2)
+    adapt(trainer, model, shots, {"steps": 30, "lr": 0.05, "params": "scale"})
+    # before the fix only the small graph term moved
+    assert np.mean((np.log(trainer.predict(shots)) - y) ** 2) < 0.8 * err0
+    assert np.array_equal(np.argsort(pred0), np.argsort(trainer.predict(test)))
 
 
 def test_bad_recipe_is_named() -> None:

@@ -230,9 +230,17 @@ class LeDGFormer(PredictorModel):
             nn.init.zeros_(self.roofline.weight)
             with torch.no_grad():
                 self.roofline.bias.copy_(torch.tensor([math.log(2e7), math.log(1e7)]))
+            # y_loc / y_scale as trained: a later affine change of them (the few-shot "scale"
+            # recipe) then maps the roofline output as it maps a standardised one
+            self.register_buffer("fit_stats", torch.tensor([0.0, 1.0]))
 
     def config_dict(self) -> dict[str, Any]:
         return asdict(self.config)
+
+    def set_target_stats(self, loc: float, scale: float) -> None:
+        super().set_target_stats(loc, scale)
+        if self.roofline is not None:
+            self.fit_stats.copy_(torch.stack([self.y_loc, self.y_scale]))
 
     # ---- tokens ------------------------------------------------------------------------------
     def node_tokens(self, batch: Batch) -> torch.Tensor:
@@ -285,7 +293,9 @@ class LeDGFormer(PredictorModel):
         """The hardware blocks and the readout on ``encode``'s states (rows may repeat a graph)."""
         out, score = self.decode_parts(x, batch, hw)
         if self.roofline is not None:  # scores are log ms already; out a standardised correction
-            return torch.logsumexp(score, dim=1) + out * self.y_scale
+            loc, scale = self.fit_stats
+            raw = torch.logsumexp(score, dim=1) + out * scale
+            return (raw - loc) * (self.y_scale / scale) + self.y_loc  # = raw until y_* change
         if score is not None:
             out = out + torch.logsumexp(score, dim=1)
         return self.unscale(out)
