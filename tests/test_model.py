@@ -145,6 +145,18 @@ def test_roofline_prior_starts_at_macs_and_bytes_over_a_phone_core(data) -> None
         _model("accuracy", roofline=True)
 
 
+def test_roofline_checkpoint_without_fit_stats_loads(data) -> None:
+    """Roofline checkpoints from before the ``fit_stats`` buffer load with it = (y_loc, y_scale)."""
+    items, emb, hw = data
+    m = _model(roofline=True)
+    m.set_target_stats(2.0, 1.5)
+    state = {k: v for k, v in m.state_dict().items() if k != "fit_stats"}
+    fresh = _model(roofline=True)
+    fresh.load_state_dict(state)
+    batch, one = collate(items[:3], emb), hw.index(torch.tensor([0, 1, 2]))
+    assert torch.equal(fresh(batch, one), m(batch, one))
+
+
 def test_padding_gets_no_attention(data) -> None:
     items, emb, hw = data
     m = _model()

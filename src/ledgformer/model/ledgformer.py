@@ -237,6 +237,12 @@ class LeDGFormer(PredictorModel):
     def config_dict(self) -> dict[str, Any]:
         return asdict(self.config)
 
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        key = prefix + "fit_stats"  # roofline checkpoints written before the buffer existed
+        if self.roofline is not None and key not in state_dict and prefix + "y_loc" in state_dict:
+            state_dict[key] = torch.stack([state_dict[prefix + "y_loc"], state_dict[prefix + "y_scale"]])
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
     def set_target_stats(self, loc: float, scale: float) -> None:
         super().set_target_stats(loc, scale)
         if self.roofline is not None:
