@@ -58,22 +58,34 @@ def test_shipped_suites_load() -> None:
         assert Path(suite["base"]).is_file(), path
 
 
-def test_tiny_suite_runs_and_resumes(tmp_path: Path, data_root: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+TINY_GBDT = "gbdt: {model: {name: gbdt, encoding: position, n_estimators: 20}}"
+
+
+def _tiny_suite(tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> list[str]:
+    """A tiny NB201 suite (N = 60, Kendall tau) with ``body`` (seeds, variants ...); the CLI args."""
     monkeypatch.setenv("LEDGFORMER_DATA", str(data_root))
     suite = tmp_path / "tiny.yaml"
-    suite.write_text(f"""
-base: {REPO / 'configs' / 'nb201-acc-781.yaml'}
-seeds: [0, 1]
-settings: {{N=60: {{data.n_train: 60}}}}
+    suite.write_text(f"base: {REPO / 'configs' / 'nb201-acc-781.yaml'}\n"
+                     "settings: {N=60: {data.n_train: 60}}\nmetrics: [test.kendall_tau]\n" + body)
+    return ["bench", str(suite), "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs")]
+
+
+def _forbid_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(cfg: dict) -> dict:
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr("ledgformer.train.trainer.run_experiment", fail)
+
+
+def test_tiny_suite_runs_and_resumes(tmp_path: Path, data_root: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    args = _tiny_suite(tmp_path, data_root, monkeypatch, f"""seeds: [0, 1]
 variants:
   ours: {{features.encoder: onehot, model.d_model: 16, model.n_layers: 1, train.epochs: 2}}
-  gbdt: {{model: {{name: gbdt, encoding: position, n_estimators: 20}}}}
-metrics: [test.kendall_tau]
+  {TINY_GBDT}
 quick: {{seeds: [0], variants: [gbdt]}}
 """)
     res = tmp_path / "res"
-    args = ["bench", str(suite), "--results-dir", str(res), "--runs-dir", str(tmp_path / "runs")]
     assert main([*args, "--quick"]) == 0
     quick = json.loads((res / "tiny-quick.json").read_text())
     assert [(r["variant"], r["seed"]) for r in quick["runs"]] == [("gbdt", 0)]
@@ -87,10 +99,7 @@ quick: {{seeds: [0], variants: [gbdt]}}
     assert "| ours |" in (res / "tiny.md").read_text()
     assert (res / "tiny_test_kendall_tau.png").stat().st_size > 0
 
-    def fail(cfg: dict) -> dict:
-        raise AssertionError("a finished run was trained again")
-
-    monkeypatch.setattr("ledgformer.train.trainer.run_experiment", fail)
+    _forbid_training(monkeypatch)
     assert main(args) == 0  # resumes: every run is already in the results file
     again = json.loads((res / "tiny.json").read_text())
     assert [r["key"] for r in again["runs"]] == [r["key"] for r in full["runs"]]
@@ -195,23 +204,12 @@ def test_a_new_default_config_key_does_not_rerun_finished_runs(tmp_path: Path, d
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from ledgformer.train.config import DEFAULTS
 
-    monkeypatch.setenv("LEDGFORMER_DATA", str(data_root))
-    suite = tmp_path / "tiny.yaml"
-    suite.write_text(f"""
-base: {REPO / 'configs' / 'nb201-acc-781.yaml'}
-settings: {{N=60: {{data.n_train: 60}}}}
-variants: {{gbdt: {{model: {{name: gbdt, encoding: position, n_estimators: 20}}}}}}
-metrics: [test.kendall_tau]
-""")
-    args = ["bench", str(suite), "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs")]
+    args = _tiny_suite(tmp_path, data_root, monkeypatch, f"variants:\n  {TINY_GBDT}\n")
     assert main(args) == 0
     path = tmp_path / "res" / "tiny.json"
     finished = json.loads(path.read_text())
 
-    def fail(cfg: dict) -> dict:
-        raise AssertionError("a finished run was trained again")
-
-    monkeypatch.setattr("ledgformer.train.trainer.run_experiment", fail)
+    _forbid_training(monkeypatch)
     older = json.loads(json.dumps(finished))  # as if the finetune section had been added since
     del older["runs"][0]["config"]["finetune"]
     older["runs"][0]["key"] = "from an older version"
