@@ -94,6 +94,18 @@ def test_grid_batches_cover_each_record_once_and_mix_graphs() -> None:
     assert summary["epochs_run"] == 3
 
 
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["task=accuracy", "train.batch_graphs=4"], "applies to latency tasks only"),
+    (["task=latency", "train.batch_graphs=16", "train.batch_size=8"], "exceeds train.batch_size=8"),
+    (["task=latency", "train.batch_graphs=-1"], "integer >= 0"),
+])
+def test_grid_batches_config_errors(overrides: list[str], message: str) -> None:
+    """batch_graphs where it cannot apply is an error that says why, never silently ignored."""
+    with pytest.raises(LedgformerError, match=message):
+        load_config(None, overrides)
+    load_config(None, ["task=latency", "train.batch_graphs=8"])
+
+
 def test_selection_uses_valid_only() -> None:
     """Scrambling the test targets changes nothing about training or the chosen epoch."""
     a = _trainer("accuracy", epochs=10)

@@ -167,6 +167,20 @@ def finetune_settings(cfg: Mapping[str, Any], **overrides: Any) -> dict[str, Any
     return out
 
 
+def _check_grid_batches(cfg: Mapping[str, Any]) -> None:
+    """``train.batch_graphs`` mixes graphs and devices in a batch: it needs devices (a latency task)
+    and at most ``batch_size`` graphs; otherwise it would be ignored, so it is an error."""
+    g, bs = cfg["train"]["batch_graphs"], cfg["train"]["batch_size"]
+    if isinstance(g, bool) or not isinstance(g, int) or g < 0:
+        raise ConfigError(f"train.batch_graphs must be an integer >= 0 (0 = off), got {g!r}")
+    if g and "latency" not in str(cfg["task"]):
+        raise ConfigError(f"train.batch_graphs={g} groups graphs x devices and applies to latency tasks "
+                          f"only; task {cfg['task']!r} has one target per graph: remove it")
+    if g and isinstance(bs, int) and g > bs:
+        raise ConfigError(f"train.batch_graphs={g} exceeds train.batch_size={bs}: a batch holds "
+                          "batch_graphs graphs x batch_size // batch_graphs devices")
+
+
 def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Defaults <- YAML file <- overrides, checked; ``config_name`` records the file stem."""
     file_cfg: dict[str, Any] = {}
@@ -179,6 +193,7 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> dict[
     _check(user, DEFAULTS, "")
     cfg = merge(DEFAULTS, user)
     finetune_settings(cfg)
+    _check_grid_batches(cfg)
     if cfg["config_name"] is None:
         cfg["config_name"] = name
     return cfg
