@@ -222,3 +222,26 @@ def test_a_new_default_config_key_does_not_rerun_finished_runs(tmp_path: Path, d
     path.write_text(json.dumps(older))
     with pytest.raises(AssertionError, match="trained again"):
         main(args)
+
+
+def test_code_version_and_rerun_retrain_finished_runs(tmp_path: Path, data_root: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A finished run is reused only with the same results version; --rerun VARIANT trains it again."""
+    from ledgformer.train import bench
+
+    args = _tiny_suite(tmp_path, data_root, monkeypatch, f"variants:\n  {TINY_GBDT}\n")
+    assert main(args) == 0
+    path = tmp_path / "res" / "tiny.json"
+    run = json.loads(path.read_text())["runs"][0]
+    assert run["results_version"] == bench.RESULTS_VERSION and "commit" in run
+
+    _forbid_training(monkeypatch)
+    assert main(args) == 0  # same version: resumed
+    with pytest.raises(AssertionError, match="trained again"):
+        main([*args, "--rerun", "gbdt"])
+    assert main([*args, "--rerun", "gdbt"]) == 2
+    assert "unknown variant(s) ['gdbt']; this suite's variants: gbdt" in capsys.readouterr().err
+    monkeypatch.setattr(bench, "RESULTS_VERSION", bench.RESULTS_VERSION + 1)
+    with pytest.raises(AssertionError, match="trained again"):
+        main(args)

@@ -13,7 +13,9 @@ EPILOG = """examples:
   ledgformer bench nb201-acc                # the full suite the README quotes
   ledgformer bench configs/bench/my-suite.yaml --seeds 0,1 --jobs 2
   ledgformer bench --readme                 # regenerate README.md's Results block from results/
-Suites live in configs/bench/<SUITE>.yaml; a rerun resumes (finished runs are kept)."""
+  ledgformer bench nnlqp --rerun gbdt         # train the gbdt runs again (after a fix to it)
+Suites live in configs/bench/<SUITE>.yaml; a rerun resumes (finished runs with the same config
+and results version are kept)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs-dir", default="runs/bench", help="run folders (checkpoints, plots)")
     p.add_argument("--jobs", type=int, default=1,
                    help="trainings at once, in worker processes of 1 torch thread each (default 1)")
+    p.add_argument("--rerun", action="append", default=[], metavar="VARIANT",
+                   help="train this variant's finished runs again (repeatable; e.g. after a fix to it)")
     p.add_argument("--readme", nargs="?", const="README.md", default=None, metavar="FILE",
                    help="after the suite (or alone), rewrite FILE's generated Results block from "
                    "--results-dir (default FILE: README.md)")
@@ -63,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         command = " ".join(["ledgformer bench", shlex.quote(args.suite)] + (["--quick"] if args.quick else [])
                            + ([f"--seeds {args.seeds}"] if args.seeds else []))
         res = run_suite(suite_path(args.suite), quick=args.quick, results_dir=args.results_dir,
-                        runs_dir=args.runs_dir, seeds=seeds, command=command, jobs=args.jobs)
+                        runs_dir=args.runs_dir, seeds=seeds, command=command, jobs=args.jobs,
+                        rerun=args.rerun)
         name = res["suite"] + ("-quick" if args.quick else "")
         print(f"{len(res['runs'])} runs in {res['wall_seconds'] / 60:.1f} min -> "
               f"{args.results_dir}/{name}.json, {name}.md")

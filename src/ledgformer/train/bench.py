@@ -14,8 +14,9 @@ metrics, e.g. one per test device).
 Every (setting, variant, seed) is one :func:`~ledgformer.train.trainer.run_experiment`, run
 in this process or, with ``jobs > 1``, in worker processes (one torch thread each). The results
 file ``results/<suite>[-quick].json`` holds every metric of every run with its resolved config and
-wall time, plus the machine and code versions; it is rewritten after each run, and a rerun skips
-runs whose resolved config is already in it (a 90-minute suite can be resumed). Tables and plots:
+wall time, the git commit and :data:`RESULTS_VERSION`, plus the machine and code versions; it is
+rewritten after each run, and a rerun skips runs whose resolved config and results version are
+already in it (a 90-minute suite can be resumed); ``rerun`` names variants to train again anyway. Tables and plots:
 :mod:`ledgformer.train.bench_report`. ``quick`` in the suite file selects a subset and extra
 overrides for a minutes-long check.
 """
@@ -32,6 +33,12 @@ from typing import Any
 
 from ledgformer.errors import LedgformerError
 from ledgformer.train.bench_report import write_results
+
+#: The version of the training / evaluation code behind a run's numbers. Resume reuses a finished
+#: run only when it carries this version, so bump it when a fix changes what an existing config
+#: produces (runs recorded before the field existed count as version 1). A fix that touches one
+#: model only can instead be picked up with ``rerun=[variant]`` (``ledgformer bench --rerun``).
+RESULTS_VERSION = 1
 
 SUITE_KEYS = {"suite", "description", "base", "seeds", "settings", "variants", "metrics", "quick",
               "command", "limit", "shots", "tables"}
@@ -114,6 +121,8 @@ def _earlier_run(runs: Sequence[Mapping[str, Any]], head: Mapping[str, Any], cfg
     for r in runs:
         if (r["setting"], r["variant"], r["seed"]) != (head["setting"], head["variant"], head["seed"]):
             continue
+        if r.get("results_version", 1) != RESULTS_VERSION:
+            continue
         if any(f"k{k}.mean_device_spearman" not in r["metrics"] for k in shots):
             continue
         was = _flat({k: v for k, v in r["config"].items() if k != "out"})
@@ -153,6 +162,21 @@ def _run_one(cfg: dict[str, Any], shots: Sequence[int]) -> tuple[dict[str, Any],
     return metrics, time.time() - t0
 
 
+def git_commit() -> str | None:
+    """The checkout's commit (``+dirty`` with uncommitted changes), or None outside a git checkout."""
+    import subprocess
+
+    here = Path(__file__).parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha + ("+dirty" if dirty else "")
+
+
 def machine_info() -> dict[str, Any]:
     import os
 
@@ -172,11 +196,13 @@ def machine_info() -> dict[str, Any]:
 
 def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path = "results",
               runs_dir: str | Path = "runs/bench", seeds: Sequence[int] | None = None,
-              progress: bool = True, command: str = "", jobs: int = 1) -> dict[str, Any]:
+              progress: bool = True, command: str = "", jobs: int = 1,
+              rerun: Sequence[str] = ()) -> dict[str, Any]:
     """Run (or resume) a suite; write ``<results_dir>/<name>.json|.md|_<metric>.png``; return the results.
 
     ``jobs > 1`` runs that many trainings at once in worker processes (each uses ``train.threads``
-    torch threads); the numbers do not depend on ``jobs``, only the wall time does.
+    torch threads); the numbers do not depend on ``jobs``, only the wall time does. ``rerun``:
+    variants whose finished runs are trained again (after a fix to that model).
     """
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from multiprocessing import get_context
@@ -193,10 +219,14 @@ def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path 
         suite["seeds"] = list(seeds)
     if jobs < 1:
         raise LedgformerError(f"jobs must be >= 1, got {jobs}")
+    unknown = [v for v in rerun if v not in full["variants"]]
+    if unknown:
+        raise LedgformerError(f"rerun names unknown variant(s) {unknown}; this suite's variants: "
+                              f"{', '.join(full['variants'])}")
     name = suite["suite"] + ("-quick" if quick else "")
     out_json = Path(results_dir) / f"{name}.json"
     old = json.loads(out_json.read_text()) if out_json.is_file() else {}
-    done = {r["key"]: r for r in old.get("runs", [])}
+    done = {r["key"]: r for r in old.get("runs", []) if r.get("results_version", 1) == RESULTS_VERSION}
     limit = suite["limit"]
     # seed-major: a suite stopped part-way has every setting and variant for its first seeds
     grid = [(s, v, seed) for seed in suite["seeds"] for s in suite["settings"] for v in suite["variants"]
@@ -209,6 +239,7 @@ def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path 
         "machine": machine_info(), "ledgformer": __version__, "versions": code_versions(None),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"), "n_planned": len(grid), "runs": [],
     }
+    commit = git_commit()
     runs: dict[int, dict[str, Any]] = {}
     todo: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     for i, (setting, variant, seed) in enumerate(grid):
@@ -217,7 +248,8 @@ def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path 
         cfg = load_config(suite["base"], [*ov, f"seed={seed}", f"out={out}", "train.progress=false"])
         key = _run_key(cfg, suite["shots"])
         head = {"key": key, "setting": setting, "variant": variant, "seed": seed}
-        prev = done.get(key) or _earlier_run(old.get("runs", []), head, cfg, suite["shots"])
+        prev = None if variant in rerun else \
+            done.get(key) or _earlier_run(old.get("runs", []), head, cfg, suite["shots"])
         if prev is not None:
             runs[i] = {**prev, "key": key}
         else:
@@ -226,7 +258,8 @@ def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path 
 
     def record(i: int, head: dict[str, Any], cfg: dict[str, Any], metrics: dict[str, Any],
                wall: float) -> None:
-        runs[i] = {**head, "wall_seconds": wall, "metrics": metrics, "config": cfg}
+        runs[i] = {**head, "wall_seconds": wall, "metrics": metrics, "config": cfg,
+                   "results_version": RESULTS_VERSION, "commit": commit}
         results["runs"] = [runs[k] for k in sorted(runs)]
         results["wall_seconds"] = time.time() - t_start
         write_results(results, Path(results_dir), name)
@@ -266,4 +299,4 @@ def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path 
     return results
 
 
-__all__ = ["load_suite", "machine_info", "run_suite"]
+__all__ = ["RESULTS_VERSION", "git_commit", "load_suite", "machine_info", "run_suite"]
