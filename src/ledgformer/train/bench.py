@@ -16,8 +16,8 @@ in this process or, with ``jobs > 1``, in worker processes (one torch thread eac
 file ``results/<suite>[-quick].json`` holds every metric of every run with its resolved config and
 wall time, the git commit and :data:`RESULTS_VERSION`, plus the machine and code versions; it is
 rewritten after each run, and a rerun skips runs whose resolved config and results version are
-already in it (a 90-minute suite can be resumed); ``rerun`` names variants to train again anyway. Tables and plots:
-:mod:`ledgformer.train.bench_report`. ``quick`` in the suite file selects a subset and extra
+already in it (a 90-minute suite can be resumed); ``rerun`` names variants to train again anyway.
+Tables and plots: :mod:`ledgformer.train.bench_report`. ``quick`` in the suite file selects a subset and extra
 overrides for a minutes-long check.
 """
 
