@@ -41,8 +41,8 @@ SHIPPED: dict[str, dict[str, Any]] = {
     },
     "help-nb201-latency": {
         "config": "configs/help-nb201-zeroshot.yaml",
-        # the shipped ranker keeps the plain sum readout: a roofline model cannot use the
-        # late-fusion encoding cache that ranks all 15,625 archs for a device in < 3 s
+        # the shipped ranker keeps the plain sum readout it was trained with (and whose ranking
+        # speed results/speed.md measured); a roofline retrain needs a new speed run
         "overrides": ["seed=0", "model.roofline=false"],
         "description": "latency (ms) of a NAS-Bench-201 network (CIFAR, 32x32, batch of the card)",
         "inputs": "NAS-Bench-201 networks: arch strings or whole-network graphs",

@@ -120,8 +120,7 @@ class GraphStore:
         cfg = getattr(model, "config", None)
         #: late fusion: keep only the readout's device-independent parts (``late_fusion_parts``)
         self.late = self.mode == "state" and getattr(cfg, "hw_layers", None) == 0 \
-            and getattr(cfg, "readout", None) == "sum" and not getattr(cfg, "roofline", False) \
-            and hasattr(model, "late_fusion_parts")
+            and getattr(cfg, "readout", None) == "sum" and hasattr(model, "late_fusion_parts")
         #: late fusion parts also on disk (None: unless $LEDGFORMER_ENCODING_CACHE is "0")
         self.disk = self.late and (os.environ.get("LEDGFORMER_ENCODING_CACHE", "1") != "0"
                                    if disk is None else bool(disk))
@@ -191,7 +190,7 @@ class GraphStore:
                     for k, (key, n) in enumerate(zip(keys, lengths, strict=True)):
                         self.states[key] = x[k, :1 + n].clone()
                     continue
-                graph, node = self.model.late_fusion_parts(x, batch.mask)
+                graph, node = self.model.late_fusion_parts(x, batch)
                 for k, (i, n) in enumerate(zip(rows, lengths, strict=True)):
                     parts = (graph[k].clone(), node[k, :n].clone())
                     if store is not None and gkeys is not None and n > 0:

@@ -172,13 +172,14 @@ class Shard:
 
 
 def read_shard(path: Path) -> Shard:
-    """Open and check one shard; raises ``ValueError``/``OSError`` when it is damaged."""
+    """Open and check one shard; raises ``ValueError``/``OSError`` when it is damaged. Node rows
+    may be wider than graph rows (a roofline model's parts carry each node's MACs and bytes)."""
     a = {name: np.load(path / f"{name}.npy", mmap_mode="c", allow_pickle=False) for name in _ARRAYS}
     keys, off, graph, node = a["keys"], a["offsets"], a["graph"], a["node"]
     g = len(keys)
     ok = (keys.dtype == np.dtype("S32") and off.dtype == np.int64 and off.shape == (g + 1,)
           and graph.dtype == np.float16 and node.dtype == np.float16 and graph.ndim == node.ndim == 2
-          and graph.shape[0] == g and node.shape[1] == graph.shape[1] and int(off[0]) == 0
+          and graph.shape[0] == g and node.shape[1] >= graph.shape[1] and int(off[0]) == 0
           and int(off[-1]) == node.shape[0] and bool(np.all(np.diff(off) >= 1)))
     if not ok:
         raise ValueError("inconsistent arrays")

@@ -297,7 +297,10 @@ class LeDGFormer(PredictorModel):
 
     def decode(self, x: torch.Tensor, batch: Batch, hw: HardwareBatch | None) -> torch.Tensor:
         """The hardware blocks and the readout on ``encode``'s states (rows may repeat a graph)."""
-        out, score = self.decode_parts(x, batch, hw)
+        return self._combine(*self.decode_parts(x, batch, hw))
+
+    def _combine(self, out: torch.Tensor, score: torch.Tensor | None) -> torch.Tensor:
+        """The prediction from the graph term and the node scores (model space)."""
         if self.roofline is not None:  # scores are log ms already; out a standardised correction
             loc, scale = self.fit_stats
             raw = torch.logsumexp(score, dim=1) + out * scale
@@ -333,31 +336,46 @@ class LeDGFormer(PredictorModel):
         feats = torch.cat([nodes, x[:, 1:2].expand_as(nodes)], -1) if self.has_hw else nodes
         score = self.node_head(feats).squeeze(-1)
         if self.roofline is not None:
-            log_p, log_b = self.roofline(x[:, 1]).unbind(-1)
-            macs = batch.num[..., NODE_FEATURES.index("log_macs")] * 20.0  # log1p(MACs), see node_features
-            mem = batch.num[..., NODE_FEATURES.index("log_mem_bytes")] * 20.0
-            score = score + torch.logaddexp(macs - log_p[:, None], mem - log_b[:, None])
+            score = score + self._roofline_term(self._log_work(batch), x[:, 1])
         return out, score.masked_fill(~batch.mask, float("-inf"))
 
+    @staticmethod
+    def _log_work(batch: Batch) -> torch.Tensor:
+        """[B, N, 2]: each node's log1p(MACs) and log1p(bytes) (features are log1p / 20)."""
+        idx = [NODE_FEATURES.index("log_macs"), NODE_FEATURES.index("log_mem_bytes")]
+        return batch.num[..., idx] * 20.0
+
+    def _roofline_term(self, work: torch.Tensor, hw_state: torch.Tensor) -> torch.Tensor:
+        """log(MACs / P + bytes / B) per node [B, N], P and B read from the hardware states [B, d]."""
+        log_pb = self.roofline(hw_state)  # [B, 2]: log MACs/ms, log bytes/ms
+        return torch.logsumexp(work - log_pb[:, None], dim=-1)
+
     # ---- late fusion, split: ranking a space for many devices ----------------------------------
-    def late_fusion_parts(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def late_fusion_parts(self, x: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The device-independent part of ``decode`` when ``hw_layers == 0`` (card only in the readout).
 
         The readout's first layers are linear in concatenations (node, card) and (global, mean,
         card), so their node and graph parts are computed once per graph here: returns
-        (graph part [B, d], node part [B, N, d]) for ``late_fusion_readout``. ``x``: ``encode``'s
-        states, ``mask`` the node mask.
+        (graph part [B, h], node part [B, N, h]) for ``late_fusion_readout``; with the roofline
+        prior the node part carries each node's log MACs and log bytes as four more columns, a
+        float16 value and its remainder, so parts stored in float16 (the encoding cache) keep
+        them to ~1e-5 (float16 alone would move a node's cost by up to ~1 %).
+        ``x``: ``encode``'s states of ``batch``.
         """
-        if not self.has_hw or self.config.hw_layers or self.node_head is None or self.roofline is not None:
-            raise LedgformerError("late_fusion_parts needs a latency model with hw_layers=0, sum readout "
-                                  "and no roofline prior")
+        if not self.has_hw or self.config.hw_layers or self.node_head is None:
+            raise LedgformerError("late_fusion_parts needs a latency model with hw_layers=0 and sum readout")
         d = self.config.d_model
         x = self.ln_f(x)
-        nodes, m = x[:, 1:], mask[..., None].to(x.dtype)
+        nodes, m = x[:, 1:], batch.mask[..., None].to(x.dtype)
         mean = (nodes * m).sum(1) / m.sum(1).clamp(min=1.0)
         g, n = self.graph_head[0], self.node_head[0]
         graph = x[:, 0] @ g.weight[:, :d].T + mean @ g.weight[:, d:2 * d].T + g.bias
-        return graph, nodes @ n.weight[:, :d].T + n.bias
+        node = nodes @ n.weight[:, :d].T + n.bias
+        if self.roofline is not None:
+            work = self._log_work(batch)
+            high = work.half().to(work.dtype)
+            node = torch.cat([node, high, work - high], -1)
+        return graph, node
 
     def late_fusion_readout(self, graph: torch.Tensor, node: torch.Tensor, mask: torch.Tensor,
                             hw: HardwareBatch) -> torch.Tensor:
@@ -366,9 +384,14 @@ class LeDGFormer(PredictorModel):
         t = self.ln_f(self.hardware_token(hw))
         g = graph + t @ self.graph_head[0].weight[:, 2 * d:].T
         out = self.graph_head[2](self.graph_head[1](g)).squeeze(-1)
+        work = None
+        if self.roofline is not None:
+            node, work = node[..., :-4], node[..., -4:-2] + node[..., -2:]
         h = node + (t @ self.node_head[0].weight[:, d:].T)[:, None]
-        score = self.node_head[2](self.node_head[1](h)).squeeze(-1).masked_fill(~mask, float("-inf"))
-        return self.unscale(out + torch.logsumexp(score, dim=1))
+        score = self.node_head[2](self.node_head[1](h)).squeeze(-1)
+        if work is not None:
+            score = score + self._roofline_term(work, t)
+        return self._combine(out, score.masked_fill(~mask, float("-inf")))
 
     def forward(self, batch: Batch, hw: HardwareBatch | None = None,
                 graph_index: torch.Tensor | None = None) -> torch.Tensor:
