@@ -57,9 +57,11 @@ SHIPPED: dict[str, dict[str, Any]] = {
         "inputs": "whole networks: ONNX files, torch modules, zoo names, ArchGraphs",
         "training_data": "the embedded set (686 family variants x 3 CPU runtimes of the build machine), "
                          "the mobile ML benchmark (102 real CNNs x 148 phone settings: TFLite / PyTorch "
-                         "Mobile, CPU / GPU / NNAPI) and HELP's NAS spaces (~500 NAS-Bench-201 and ~500 "
-                         "FBNet networks x 27 GPU / CPU / phone / ASIC / FPGA settings); graph-level "
-                         "random split, 15 % of the networks test, 10 % of the rest validate, seed 0",
+                         "Mobile, CPU / GPU / NNAPI), HELP's NAS spaces (~500 NAS-Bench-201 and ~500 "
+                         "FBNet networks x 27 GPU / CPU / phone / ASIC / FPGA settings) and "
+                         "Accel-NASBench (~500 MnasNet-space networks x 8 FPGA / A100 / RTX 3090 / TPU "
+                         "settings); graph-level random split, 15 % of the networks test, 10 % of the "
+                         "rest validate, seed 0",
     },
 }
 #: metric keys copied into the manifest (every key of metrics.json that starts with one of them)
