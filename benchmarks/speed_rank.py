@@ -217,8 +217,7 @@ def rank_rows(config: Path, limit: int | None, threads: int, repeats: int) -> di
     """Every ranking measurement, on the model of ``config`` (the HELP NB201 networks config)."""
     from ledgformer.spaces import nb201
 
-    # the shipped ranker's model (plain sum readout, late fusion; see benchmarks/train_shipped.py)
-    cfg = load_config(config, ["data.n_train_archs=10", "data.eval_all=false", "model.roofline=false"])
+    cfg = load_config(config, ["data.n_train_archs=10", "data.eval_all=false"])
     data = build_task(cfg)
     out: dict[str, Any] = {"devices": list(RANK_DEVICES), "model": cfg["model"]}
     out["direct"] = rank_direct(cfg, data, RANK_BATCH, limit)

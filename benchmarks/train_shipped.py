@@ -41,9 +41,7 @@ SHIPPED: dict[str, dict[str, Any]] = {
     },
     "help-nb201-latency": {
         "config": "configs/help-nb201-zeroshot.yaml",
-        # the shipped ranker keeps the plain sum readout it was trained with (and whose ranking
-        # speed results/speed.md measured); a roofline retrain needs a new speed run
-        "overrides": ["seed=0", "model.roofline=false"],
+        "overrides": ["seed=0"],
         "description": "latency (ms) of a NAS-Bench-201 network (CIFAR, 32x32, batch of the card)",
         "inputs": "NAS-Bench-201 networks: arch strings or whole-network graphs",
         "training_data": "HELP NAS-Bench-201 latency: 1,500 archs on each of HELP's 9 training "
