@@ -7,7 +7,6 @@ device: the README's data trap (raspi4 / pixel3 list most of them near 0 ms, GPU
 from __future__ import annotations
 
 import argparse
-import re
 
 import numpy as np
 import torch
@@ -16,21 +15,12 @@ from ledgformer.data.root import resolve_data_root
 from ledgformer.spaces import nb201
 
 
-def disconnected(arch: str) -> bool:
-    """True when no path of non-`none` edges joins the cell input to its output (node 3)."""
-    reach = {0}
-    for node, block in enumerate(arch.strip("|").split("|+|"), start=1):
-        if any(op != "none" and int(src) in reach for op, src in re.findall(r"([a-z_0-9]+)~(\d)", block)):
-            reach.add(node)
-    return 3 not in reach
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", default=None)
     args = ap.parse_args()
     folder = resolve_data_root(args.data_root) / "help" / "nasbench201" / "latency"
-    mask = np.array([disconnected(a) for a in nb201.all_arch_strings()])
+    mask = np.array([nb201.output_cut_off(a) for a in nb201.all_arch_strings()])
     print(f"{mask.sum()} of {mask.size} archs have a disconnected cell output")
     for dev in ("raspi4", "pixel3", "1080ti_1"):
         lat = np.asarray(torch.load(folder / f"{dev}.pt"), float)

@@ -88,6 +88,11 @@ def test_help_nb201(help_nb201: BenchmarkData, data_root: Path) -> None:
     assert full.meta["batch_size"]["help/1080ti_256"] == 256 and full.meta["batch_size"]["help/raspi4"] == 1
     first = next(r for r in full.records if r.device == "help/1080ti_1" and r.graph_id == "nb201/0")
     assert first.target == pytest.approx(10.75437068939209) and first.tags["index"] == 0
+    # the data trap behind the `output_cut_off` tag: constant-folded on raspi4, full cost on 1080ti_1
+    cut = [r for r in full.records if r.tags["output_cut_off"]]
+    assert len(cut) == 341 * 27
+    assert sum(r.target < 1.0 for r in cut if r.device == "help/raspi4") == 276
+    assert min(r.target for r in cut if r.device == "help/1080ti_1") > 4.0
     assert len(help_nb201.graphs) == HELP_SLICE and not help_nb201.failures
     for device in ("help/titan_rtx_256", "help/1080ti_256"):
         recs = help_nb201.by_device(device)

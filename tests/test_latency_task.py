@@ -136,10 +136,12 @@ def test_collect_examples_filters_devices_and_balances_families() -> None:
             for i in range(12) for dev in DEVS[:2]]
     recs.append(Record("g0", 80.0, "accuracy", None, {}))  # not a latency record: ignored
     recs.append(Record("missing", 1.0, "latency_ms", "dev/a", {"family": "alpha"}))  # no graph: ignored
+    graphs["dead"] = _graph(3)  # a network whose output ignores its input: left out, counted
+    recs.append(Record("dead", 0.01, "latency_ms", "dev/b", {"family": "alpha", "output_cut_off": True}))
     bench = BenchmarkData("toy", graphs, recs)
     ex, kept = collect_examples([bench], devices=["dev/b"])
-    assert ex.devices == ["dev/b"] and ex.target.size == 12 and set(kept) == set(graphs)
-    assert ex.n_without_graph == 1
+    assert ex.devices == ["dev/b"] and ex.target.size == 12 and set(kept) == set(graphs) - {"dead"}
+    assert ex.n_without_graph == 1 and ex.n_output_cut_off == 1
     ex, kept = collect_examples([bench], max_graphs=6, seed=0)
     assert sorted(ex.graph_family).count("alpha") == 2 and len(kept) == 6  # 2 per family
     assert collect_examples([bench], max_graphs=6, seed=0)[0].graph_ids == ex.graph_ids

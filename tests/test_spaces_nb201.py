@@ -113,6 +113,15 @@ def test_none_edges_are_zero_nodes_or_dropped():
     assert dead3.op_counts()["zero"] == 15
 
 
+def test_output_cut_off_hand_checked():
+    """Cell node 3 is reached only through live (non-``none``) edges from live nodes."""
+    assert nb201.output_cut_off("|none~0|+|none~0|skip_connect~1|+|none~0|skip_connect~1|skip_connect~2|")
+    assert not nb201.output_cut_off("|none~0|+|skip_connect~0|none~1|+|none~0|none~1|skip_connect~2|")
+    assert not nb201.output_cut_off("|none~0|+|none~0|none~1|+|avg_pool_3x3~0|none~1|none~2|")
+    # every path must avoid `none`: 5^6 archs, of which the cut-off ones number 341
+    assert sum(map(nb201.output_cut_off, nb201.all_arch_strings())) == 341
+
+
 def test_batch_size_scales_macs_not_params():
     one, eight = nb201.network_graph(MIXED), nb201.network_graph(MIXED, batch_size=8)
     assert eight.macs == 8 * one.macs and eight.params == one.params

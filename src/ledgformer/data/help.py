@@ -14,6 +14,11 @@ networks), FBNet networks at 32x32 with 100 classes (HW-NAS-Bench's CIFAR-100 sp
 ``metainfo.pt`` says), OFA networks at each config's own resolution ``r`` with 1000 classes.
 Phone files (``pixel2``, ``samsung_a50``, ``samsung_s7``, ``essential_ph_1``, ...) hold integer
 milliseconds: ``meta["integer_ms"]`` lists the cards whose every value is an integer.
+
+NAS-Bench-201 records carry ``tags["output_cut_off"]``: the 341 archs whose ``none`` edges cut the
+cell output off its input (``nb201.output_cut_off``). The Raspberry Pi 4 and Pixel 3 files time
+most of them at 0.003-0.96 ms (constant folding), GPUs at the full cost of their ops; the
+``latency`` task leaves them out, HELP's own protocol (``help-latency``) keeps them.
 """
 
 from __future__ import annotations
@@ -114,6 +119,11 @@ def load_help(root: Path, space: str, with_graphs: bool = True, limit: int | Non
         ids = ids[:limit]
         inputs = {gid: inputs[gid] for gid in ids}
     tags = [{"index": i, "family": space} for i in range(len(ids))]
+    if space == "nasbench201":
+        from ledgformer.spaces.nb201 import output_cut_off
+
+        for tag, gid in zip(tags, ids, strict=True):
+            tag["output_cut_off"] = output_cut_off(inputs[gid])
     files = sorted((folder / "latency").glob("*.pt"))
     if not files:
         raise LedgformerError(f"no latency files in {folder / 'latency'}")

@@ -105,6 +105,20 @@ def str_to_naslib(s: str) -> tuple[int, ...]:
     return tuple(NASLIB_OPS.index(ops[edge]) for edge in _NASLIB_EDGE_ORDER)
 
 
+def output_cut_off(arch: str) -> bool:
+    """True when ``none`` edges cut every path from the cell input to its output (341 archs).
+
+    The network's output then does not depend on its input; runtimes that fold constants
+    (HW-NAS-Bench's Raspberry Pi 4 and Pixel 3 files, which HELP reuses) time such a network at
+    almost nothing, eager GPU runtimes at the full cost of its ops.
+    """
+    reach = {0}
+    for (src, dst), op in zip(EDGES, arch_str_to_ops(arch), strict=True):
+        if op != "none" and src in reach:
+            reach.add(dst)
+    return 3 not in reach
+
+
 def all_arch_strings() -> list[str]:
     """All 15,625 archs in official NAS-Bench-201 index order.
 
@@ -227,6 +241,6 @@ def published_flops(graph: ArchGraph) -> int:
 
 __all__ = [
     "EDGES", "NASLIB_OPS", "OPS", "ArchStringError", "all_arch_strings", "arch_str_to_ops",
-    "cell_graph", "naslib_to_str", "network_graph", "ops_to_arch_str", "published_flops",
+    "cell_graph", "naslib_to_str", "network_graph", "ops_to_arch_str", "output_cut_off", "published_flops",
     "str_to_naslib",
 ]

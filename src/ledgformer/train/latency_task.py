@@ -13,9 +13,11 @@ train and valid, and is deterministic from the seed (``data.split``):
 * ``random``: a seeded graph-level split, ``data.test_fraction`` of the graphs to test and
   ``data.valid_fraction`` of the rest to valid (``splits.sample_split``).
 
-``data.devices`` keeps only those cards; ``data.max_graphs`` keeps a seeded, family-balanced
-subset of the graphs (quick runs and tests). The split JSON names what was held out and the
-graph ids of each part.
+Records tagged ``output_cut_off`` (NAS-Bench-201 networks whose output does not depend on their
+input: their latency is the runtime's constant folding, not the graph's; see ``data.help``) are
+left out and counted in the data version. ``data.devices`` keeps only those cards;
+``data.max_graphs`` keeps a seeded, family-balanced subset of the graphs (quick runs and tests).
+The split JSON names what was held out and the graph ids of each part.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class Examples:
     target: np.ndarray  # [M] float64, ms
     #: latency records left out because their graph could not be built (listed in ``bench.failures``)
     n_without_graph: int = 0
+    #: records of networks whose output does not depend on their input (tag ``output_cut_off``)
+    n_output_cut_off: int = 0
 
 
 def load_latency_benchmark(name: str, data_root: str | Path | None = None) -> BenchmarkData:
@@ -80,10 +84,13 @@ def collect_examples(benches: Sequence[BenchmarkData], devices: Sequence[str] | 
     recs: list[Record] = []
     family: dict[str, str] = {}
     names = ", ".join(b.name for b in benches)
-    n_without_graph = 0
+    n_without_graph = n_cut_off = 0
     for bench in benches:
         for r in bench.records:
             if r.kind != "latency_ms" or r.device is None:
+                continue
+            if r.tags.get("output_cut_off"):
+                n_cut_off += 1
                 continue
             if r.graph_id not in bench.graphs:
                 n_without_graph += 1
@@ -115,6 +122,7 @@ def collect_examples(benches: Sequence[BenchmarkData], devices: Sequence[str] | 
         graph_row=np.asarray([row_of[r.graph_id] for r in recs], np.int64),
         device_row=np.asarray([dev_of[r.device] for r in recs], np.int64),
         target=np.asarray([r.target for r in recs], np.float64), n_without_graph=n_without_graph,
+        n_output_cut_off=n_cut_off,
     )
     return ex, {g: graphs[g] for g in ids}
 
@@ -243,6 +251,7 @@ def latency_task(cfg: Mapping[str, Any], seed: int) -> LatencyTaskData:
         encoder_id=enc_id, graph_macs=np.asarray([graphs[g].macs for g in ex.graph_ids], np.float64),
         data_version={"benchmark": "+".join(names), "n_records": int(ex.target.size),
                       "n_graphs": len(ex.graph_ids), "n_records_without_graph": ex.n_without_graph,
+                      "n_records_output_cut_off": ex.n_output_cut_off,
                       "split": split.fingerprint()},
         split_json=split.to_json(), graph_family=ex.graph_family,
     )
