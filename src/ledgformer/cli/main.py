@@ -18,9 +18,16 @@ from ledgformer.errors import LedgformerError
 #: command modules, in the order `ledgformer --help` lists them
 COMMAND_MODULES = ["demo_cmd", "inspect_cmd", "hardware_cmd", "data_cmd", "train_cmd", "query_cmd", "db_cmd",
                    "serve_cmd", "measure_cmd", "families_cmd", "predict_cmd", "models_cmd", "bench_cmd"]
+#: the module behind each command: a run imports only its own command's module (a fresh
+#: `ledgformer predict` is bounded by `import torch`; the other modules would add ~0.1 s)
+COMMANDS = {"demo": "demo_cmd", "inspect": "inspect_cmd", "hardware": "hardware_cmd", "data": "data_cmd",
+            "train": "train_cmd", "evaluate": "train_cmd", "finetune": "train_cmd", "query": "query_cmd",
+            "db": "db_cmd", "serve": "serve_cmd", "measure": "measure_cmd", "families": "families_cmd",
+            "predict": "predict_cmd", "models": "models_cmd", "bench": "bench_cmd"}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or only ``command``'s sub-parser when that command is known."""
     parser = argparse.ArgumentParser(
         prog="ledgformer",
         description="Predict the latency and accuracy of neural networks from their graphs.",
@@ -30,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ledgformer {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    modules = [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES
+    for name in modules:
         importlib.import_module(f"ledgformer.cli.{name}").register(sub)
     return parser
 
@@ -38,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted anywhere, also after the sub-command
-    parser = build_parser()
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args([a for a in argv if a != "--debug"])
     args.debug = debug
     if not getattr(args, "func", None):

@@ -46,7 +46,6 @@ from typing import Any
 
 import numpy as np
 from filelock import FileLock, Timeout
-from rich.progress import Progress
 
 from ledgformer.cache import cache_dir
 from ledgformer.graph.ir import ArchGraph, Node
@@ -309,6 +308,8 @@ def cached_graph_tensors(graphs: Sequence[ArchGraph], table: TextTable, *, folde
     miss_items: list[GraphTensors] = []
     computed: dict[bytes, GraphTensors] = {}
     show = progress and n_miss >= PROGRESS_MIN
+    from rich.progress import Progress  # here: importing rich costs a warm `predict` ~20 ms
+
     with Progress(transient=True, disable=not show) as bar:
         task = bar.add_task(f"featurising {n_miss} graphs ({len(graphs) - n_miss} cached)", total=n_miss)
         for g, key in zip(graphs, keys, strict=True):
