@@ -212,24 +212,19 @@ class GINBaseline(NeuralBaseline):
 
 @register_model("graphsage")
 class GraphSAGEBaseline(NeuralBaseline):
-    """NNLQP-style GraphSAGE: ``h' = ReLU(norm(W_self h + W_nbr mean(neighbours)))``, sum readout + MLP.
+    """NNLQP-style GraphSAGE: ``h' = ReLU(W_self h + W_nbr mean(neighbours))``, sum readout + MLP.
 
     ``direction="in"`` aggregates over parents only (messages along the directed edges, as a
-    PyG ``SAGEConv`` on the ONNX graph does); "both" adds children to the mean. ``normalize``
-    scales each node's output to unit L2 norm, as NNLQP's ``SAGEConv(normalize=True)`` does: with
-    a sum readout it keeps the graph vector's size proportional to the node count (without it,
-    unseen families' sums ran far outside the training range: 800-1,800 % MAPE).
+    PyG ``SAGEConv`` on the ONNX graph does); "both" adds children to the mean.
     """
 
     def __init__(self, task: str = "latency", d_model: int = 64, n_layers: int = 3, readout: str = "sum",
-                 direction: str = "in", dropout: float = 0.0, use_glob: bool = True, normalize: bool = True,
+                 direction: str = "in", dropout: float = 0.0, use_glob: bool = True,
                  use_hardware: bool | None = None,
                  text_dim: int | None = None, hw_text_dim: int | None = None) -> None:
         cfg = {"task": task, "d_model": d_model, "n_layers": n_layers, "readout": readout,
-               "direction": direction, "dropout": dropout, "use_glob": use_glob, "normalize": normalize,
-               "use_hardware": use_hardware}
+               "direction": direction, "dropout": dropout, "use_glob": use_glob, "use_hardware": use_hardware}
         super().__init__(task, d_model, use_hardware, use_glob, dropout, cfg)
-        self.normalize = bool(normalize)
         self.pool = _choice("readout", readout, ("sum", "mean"))
         self.direction = _choice("direction", direction, ("both", "in"))
         self.self_maps = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(n_layers))
@@ -242,8 +237,7 @@ class GraphSAGEBaseline(NeuralBaseline):
         a = a / a.sum(-1, keepdim=True).clamp(min=1.0)
         m = batch.mask[..., None].to(h.dtype)
         for ws, wn in zip(self.self_maps, self.nbr_maps, strict=True):
-            h = ws(h) + wn(a @ h)
-            h = self.drop(torch.relu(F.normalize(h, dim=-1) if self.normalize else h)) * m
+            h = self.drop(torch.relu(ws(h) + wn(a @ h))) * m
         return self.readout(pool(h, batch.mask, self.pool), batch, hw)
 
 
