@@ -56,7 +56,9 @@ SHIPPED: dict[str, dict[str, Any]] = {
         "training_data": "the embedded set (686 family variants x 3 CPU runtimes of the build machine), "
                          "the mobile ML benchmark (102 real CNNs x 148 phone settings: TFLite / PyTorch "
                          "Mobile, CPU / GPU / NNAPI), HELP's NAS spaces (~500 NAS-Bench-201 and ~500 "
-                         "FBNet networks x 27 GPU / CPU / phone / ASIC / FPGA settings) and "
+                         "FBNet networks x 27 GPU / CPU / phone / ASIC / FPGA settings, ~500 OFA "
+                         "networks x 12 GPU settings incl. V100; NAS-Bench-201 networks whose output "
+                         "is cut off from their input left out) and "
                          "Accel-NASBench (~500 MnasNet-space networks x 8 FPGA / A100 / RTX 3090 / TPU "
                          "settings); graph-level random split, 15 % of the networks test, 10 % of the "
                          "rest validate, seed 0",
