@@ -276,15 +276,13 @@ def _device_file(device_id: str) -> dict[str, Any]:
 
 
 @functools.cache
-def _settings_cached(prefix: str) -> dict[str, Any]:
+def _settings(prefix: str) -> dict[str, Any]:
+    """One settings file, parsed once and shared: read-only (resolvers copy what they change; a
+    deep copy per card cost a `predict` call ~60 ms over its ~190 training platforms)."""
     data = _read_yaml(CARDS_DIR / "settings" / f"{prefix}.yaml")
     if not isinstance(data, dict):
         raise CardError(f"cards/settings/{prefix}.yaml: expected a mapping")
     return data
-
-
-def _settings(prefix: str) -> dict[str, Any]:
-    return copy.deepcopy(_settings_cached(prefix))
 
 
 def _read_yaml(path: Path) -> Any:
