@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import torch
 
+from ledgformer.data.help import torch_load
 from ledgformer.data.root import resolve_data_root
 from ledgformer.spaces import nb201
 
@@ -23,7 +23,7 @@ def main() -> None:
     mask = np.array([nb201.output_cut_off(a) for a in nb201.all_arch_strings()])
     print(f"{mask.sum()} of {mask.size} archs have a disconnected cell output")
     for dev in ("raspi4", "pixel3", "1080ti_1"):
-        lat = np.asarray(torch.load(folder / f"{dev}.pt"), float)
+        lat = np.asarray(torch_load(folder / f"{dev}.pt"), float)
         low = lat < 1.0
         print(f"{dev}: {int((low & mask).sum())} disconnected archs under 1 ms (all archs under 1 ms: "
               f"{int(low.sum())}); disconnected range {lat[mask].min():.3f}-{lat[mask].max():.2f} ms, "

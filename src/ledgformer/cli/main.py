@@ -15,15 +15,15 @@ import traceback
 from ledgformer import __version__
 from ledgformer.errors import LedgformerError
 
-#: command modules, in the order `ledgformer --help` lists them
-COMMAND_MODULES = ["demo_cmd", "inspect_cmd", "hardware_cmd", "data_cmd", "train_cmd", "query_cmd", "db_cmd",
-                   "serve_cmd", "measure_cmd", "families_cmd", "predict_cmd", "models_cmd", "bench_cmd"]
-#: the module behind each command: a run imports only its own command's module (a fresh
-#: `ledgformer predict` is bounded by `import torch`; the other modules would add ~0.1 s)
+#: the module behind each command, in the order `ledgformer --help` lists them: a run imports only
+#: its own command's module (a fresh `ledgformer predict` is bounded by `import torch`; the other
+#: modules would add ~0.1 s)
 COMMANDS = {"demo": "demo_cmd", "inspect": "inspect_cmd", "hardware": "hardware_cmd", "data": "data_cmd",
             "train": "train_cmd", "evaluate": "train_cmd", "finetune": "train_cmd", "query": "query_cmd",
             "db": "db_cmd", "serve": "serve_cmd", "measure": "measure_cmd", "families": "families_cmd",
             "predict": "predict_cmd", "models": "models_cmd", "bench": "bench_cmd"}
+#: every command module once, in that order
+COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
