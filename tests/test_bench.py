@@ -81,7 +81,8 @@ def test_tiny_suite_runs_and_resumes(tmp_path: Path, data_root: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     args = _tiny_suite(tmp_path, data_root, monkeypatch, f"""seeds: [0, 1]
 variants:
-  ours: {{features.encoder: onehot, model.d_model: 16, model.n_layers: 1, train.epochs: 2}}
+  ours: {{features.encoder: onehot, model.d_model: 16, model.n_layers: 1, train.epochs: 2,
+         train.min_steps: 0}}
   {TINY_GBDT}
 quick: {{seeds: [0], variants: [gbdt]}}
 """)

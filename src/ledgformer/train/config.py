@@ -56,6 +56,10 @@ DEFAULTS: dict[str, Any] = {
         "weight_decay": 1e-4,
         "warmup_frac": 0.05,
         "patience": 30,  # epochs without a better validation score before stopping
+        # > 0: when epochs x batches per epoch is fewer optimiser steps than this (small training
+        # sets), epochs, patience and eval_every are stretched by the same factor, so a 78-arch set
+        # trains, and waits before stopping, as many steps as a large one
+        "min_steps": 0,
         "loss": "mse",  # mse | huber
         "rank_weight": 0.0,  # weight of the pairwise ranking loss
         "rank_margin": 0.0,

@@ -96,6 +96,20 @@ class Trainer:
         batch = collate([d.items[r] for r in rows], self.table).to(self.device)
         return module(batch, hw)
 
+    def _schedule(self) -> tuple[int, int, int]:
+        """(epochs, patience, eval_every), stretched by ``train.min_steps`` on small training sets.
+
+        Early stopping on a tiny validation split stops after a handful of steps (N = 78: 2 steps
+        an epoch), so small sets get the optimiser steps of a large one instead of its epochs.
+        """
+        c = self.cfg
+        epochs, patience, every = int(c["epochs"]), int(c["patience"]), int(c["eval_every"])
+        per_epoch = max(1, len(self._epoch_batches(0)))
+        factor = math.ceil(int(c.get("min_steps") or 0) / (epochs * per_epoch)) if epochs else 0
+        if factor <= 1:
+            return epochs, patience, every
+        return epochs * factor, patience * factor, every * factor
+
     def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
         """Global batches of the train part, graphs kept together, same on every rank."""
         train = self.data.parts["train"]
@@ -168,7 +182,7 @@ class Trainer:
                 self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(float(c["ema"])),
                 use_buffers=True)
             self.eval_model = ema.module
-        epochs = int(c["epochs"])
+        epochs, patience, eval_every = self._schedule()
         steps = epochs * len(self._epoch_batches(0))
         warm = max(1, int(float(c["warmup_frac"]) * steps))
         sched = torch.optim.lr_scheduler.LambdaLR(
@@ -204,16 +218,16 @@ class Trainer:
                     losses.append(loss.item())
                     n_seen += gb.size
                 row = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.time() - t0}
-                if (epoch + 1) % int(c["eval_every"]) == 0 or epoch == epochs - 1:
+                if (epoch + 1) % eval_every == 0 or epoch == epochs - 1:
                     row["valid_score"] = self.valid_score()
                     if row["valid_score"] > best:
                         best, bad, self.best_epoch = row["valid_score"], 0, epoch
                         best_state = copy.deepcopy(self.eval_model.state_dict())
                     else:
-                        bad += int(c["eval_every"])
+                        bad += eval_every
                 self.history.append(row)
                 bar.update(task, advance=1, description=f"loss {row['loss']:.4f} valid {best:.4f}")
-                if bad >= int(c["patience"]) or time.time() - t0 > limit:
+                if bad >= patience or time.time() - t0 > limit:
                     break
         if best_state is not None:
             self.model.load_state_dict(best_state)
