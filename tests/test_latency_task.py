@@ -85,6 +85,23 @@ def test_device_split_is_zero_shot() -> None:
         == s.fingerprint()
 
 
+def test_device_split_can_validate_on_an_unseen_device() -> None:
+    """data.valid_device: every record of that card is valid and none is trained on."""
+    ex = _examples()
+    s = latency_split(ex, "device", seed=3, test_device="dev/c", valid_device="dev/[b]")
+    _check_partition(ex, s)
+    assert set(ex.device_row[s.valid]) == {1} and len(s.valid) == 40
+    assert set(ex.device_row[s.train]) == {0} and set(ex.device_row[s.test]) == {2}
+    assert s.params["valid_devices"] == ["dev/b"]
+    assert split_summary(s.to_json())["valid_device"] == "dev/[b]"
+    with pytest.raises(LedgformerError, match="neither test"):
+        latency_split(ex, "device", seed=3, test_device="dev/c", valid_device="dev/c")
+    with pytest.raises(LedgformerError, match="neither test"):
+        latency_split(ex, "device", seed=3, test_device="dev/c", valid_device="dev/[ab]")
+    with pytest.raises(LedgformerError, match=r"data\.valid_device 'dev/x' not found"):
+        latency_split(ex, "device", seed=3, test_device="dev/c", valid_device="dev/x")
+
+
 def test_device_split_by_glob_holds_out_every_matching_card() -> None:
     """``dev/[bc]`` holds out two cards (e.g. every setting of one phone); no match or all -> error."""
     ex = _examples()

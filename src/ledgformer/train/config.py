@@ -40,6 +40,10 @@ DEFAULTS: dict[str, Any] = {
         "test_family": None,  # latency, split=family: the held-out family
         "valid_family": None,  # latency, split=family: a validation family (None: valid_fraction of train)
         "test_device": None,  # latency, split=device: the held-out card (zero-shot)
+        # latency, split=device: validate on every record of these cards (a glob too), not trained
+        # on, so model selection and design studies see an unseen device as the test does
+        # (None: valid_fraction of the networks on the training devices)
+        "valid_device": None,
         "test_fraction": 0.2,  # latency, split=random: fraction of the graphs in test
         "devices": None,  # latency: keep only these cards (None: all)
         "max_graphs": None,  # latency: a seeded, family-balanced subset of the graphs (quick runs)

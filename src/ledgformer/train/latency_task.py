@@ -9,7 +9,8 @@ train and valid, and is deterministic from the seed (``data.split``):
   family ``data.valid_family`` if given, else ``data.valid_fraction`` of each training family's
   graphs (``splits.family_split``); the test family never appears in train or valid.
 * ``device``: leave one device out (zero-shot): every example on ``data.test_device`` is test;
-  valid is a seeded ``data.valid_fraction`` of the graphs measured on the other devices.
+  valid is every example on ``data.valid_device`` if given (an unseen device, as in the test),
+  else a seeded ``data.valid_fraction`` of the graphs measured on the other devices.
 * ``random``: a seeded graph-level split, ``data.test_fraction`` of the graphs to test and
   ``data.valid_fraction`` of the rest to valid (``splits.sample_split``).
 
@@ -158,7 +159,7 @@ def _need(value: Any, key: str, known: Sequence[str], what: str) -> str:
     return str(value)
 
 
-def _held_devices(pattern: str | None, devices: Sequence[str]) -> list[int]:
+def _held_devices(pattern: str | None, devices: Sequence[str], key: str = "test_device") -> list[int]:
     """Indices of the devices ``pattern`` names: one card, or a glob such as ``mmb/*/pixel4|*``
     (every setting of one phone, so the phone itself is unseen, not just one of its settings)."""
     if pattern is not None and any(c in pattern for c in "*?["):
@@ -166,15 +167,16 @@ def _held_devices(pattern: str | None, devices: Sequence[str]) -> list[int]:
 
         held = [i for i, d in enumerate(devices) if fnmatchcase(d, pattern)]
         if not held:
-            raise LedgformerError(f"data.test_device pattern {pattern!r} matches no device; devices: "
+            raise LedgformerError(f"data.{key} pattern {pattern!r} matches no device; devices: "
                                   f"{', '.join(sorted(devices)[:20])}{' ...' if len(devices) > 20 else ''}")
         return held
-    return [devices.index(_need(pattern, "test_device", list(devices), "devices"))]
+    return [devices.index(_need(pattern, key, list(devices), "devices"))]
 
 
 def latency_split(ex: Examples, mode: str, seed: int, *, test_family: str | None = None,
                   valid_family: str | None = None, test_device: str | None = None,
-                  valid_fraction: float = 0.1, test_fraction: float = 0.2) -> Split:
+                  valid_device: str | None = None, valid_fraction: float = 0.1,
+                  test_fraction: float = 0.2) -> Split:
     """A :class:`Split` of ``ex``'s example indices (graph-level, deterministic from ``seed``)."""
     fams = sorted(set(ex.graph_family))
     n = len(ex.graph_ids)
@@ -200,10 +202,19 @@ def latency_split(ex: Examples, mode: str, seed: int, *, test_family: str | None
         params["test_device"] = test_device
         params["test_devices"] = [ex.devices[t] for t in held]
         is_test = np.isin(ex.device_row, held)
-        on_train = np.unique(ex.graph_row[~is_test])
-        n_valid = max(1, round(valid_fraction * on_train.size))
-        valid_graphs = np.random.default_rng(seed).permutation(on_train)[:n_valid]
-        in_valid = np.isin(ex.graph_row, valid_graphs)
+        if valid_device is not None:
+            vheld = _held_devices(valid_device, ex.devices, "valid_device")
+            if set(vheld) & set(held) or len(vheld) + len(held) == len(ex.devices):
+                raise LedgformerError(f"data.valid_device {valid_device!r} must name devices that are "
+                                      f"neither test ({test_device!r}) nor all the remaining ones")
+            params["valid_device"] = valid_device
+            params["valid_devices"] = [ex.devices[v] for v in vheld]
+            in_valid = np.isin(ex.device_row, vheld)
+        else:
+            on_train = np.unique(ex.graph_row[~is_test])
+            n_valid = max(1, round(valid_fraction * on_train.size))
+            valid_graphs = np.random.default_rng(seed).permutation(on_train)[:n_valid]
+            in_valid = np.isin(ex.graph_row, valid_graphs)
         parts = {"train": np.flatnonzero(~is_test & ~in_valid).tolist(),
                  "valid": np.flatnonzero(~is_test & in_valid).tolist(),
                  "test": np.flatnonzero(is_test).tolist()}
@@ -240,6 +251,7 @@ def latency_task(cfg: Mapping[str, Any], seed: int) -> LatencyTaskData:
     ex, graphs = collect_examples(benches, d["devices"], d["max_graphs"], seed)
     split = latency_split(ex, str(d["split"]), seed, test_family=d["test_family"],
                           valid_family=d["valid_family"], test_device=d["test_device"],
+                          valid_device=d["valid_device"],
                           valid_fraction=float(d["valid_fraction"]), test_fraction=float(d["test_fraction"]))
     encoder = cfg["features"]["encoder"]
     items, table, enc_id = featurize([graphs[g] for g in ex.graph_ids], encoder)
@@ -261,7 +273,8 @@ def split_summary(split_json: str) -> dict[str, Any]:
     """What a latency split held out, and the graph count of each part (for reports)."""
     d = json.loads(split_json)
     p = d["params"]
-    return {"mode": p["mode"], **{k: p[k] for k in ("test_family", "valid_family", "test_device") if k in p},
+    held = ("test_family", "valid_family", "test_device", "valid_device")
+    return {"mode": p["mode"], **{k: p[k] for k in held if k in p},
             **{f"n_{part}_graphs": len(g) for part, g in p["graphs"].items()}}
 
 
