@@ -288,3 +288,22 @@ def test_default_predictor_by_task_and_input(tmp_path) -> None:
     (tmp_path / "manifest.json").write_text(json.dumps({"format": 1, "predictors": {}}))
     with pytest.raises(LedgformerError, match="no shipped latency predictor"):
         default_predictor("latency", tmp_path)
+
+
+class _FoldNet(nn.Module):
+    """aten::col2im (F.fold) has no ONNX export at opset 17."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.fold(self.conv(x).flatten(2), (4, 4), 2, stride=2)
+
+
+def test_failed_torch_export_is_one_line_not_an_ir_dump(capfd: pytest.CaptureFixture[str]) -> None:
+    """The exporter prints the Torch IR on failure; the user gets our one line only."""
+    with pytest.raises(LedgformerError, match=r"_FoldNet: torch.onnx.export failed on input shape"):
+        export_onnx(_FoldNet(), (1, 4, 2, 2))
+    out = capfd.readouterr()
+    assert "Torch IR graph" not in out.out + out.err

@@ -8,9 +8,13 @@ dynamic so reshape targets stay computed from the batch size rather than baked i
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import sys
+import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import onnx
 import torch
@@ -23,6 +27,33 @@ from ledgformer.graph.onnx_import import load_onnx
 EXPORT_OPSET = 17
 
 
+@contextlib.contextmanager
+def _quiet_native_output() -> Iterator[None]:
+    """Discard what native code writes to fds 1 and 2 meanwhile: on a failed export the
+    TorchScript exporter prints the whole Torch IR graph (thousands of lines for a real model)
+    whatever its log setting (torch's ``setup_onnx_logging`` tests the function
+    ``_jit_is_onnx_log_enabled``, not its result); our one-line error says what failed instead."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:  # no usable stdout / stderr: nothing to protect
+        yield
+        return
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+    finally:
+        for fd in saved:
+            os.close(fd)
+
+
 def export_onnx(
     module: torch.nn.Module, input_shape: Sequence[int], opset: int = EXPORT_OPSET
 ) -> onnx.ModelProto:
@@ -33,7 +64,7 @@ def export_onnx(
     dummy = torch.zeros(tuple(int(d) for d in input_shape))
     dynamic = {"input": {0: "batch"}, "output": {0: "batch"}}
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), _quiet_native_output():
             warnings.simplefilter("ignore")
             for dyn in (dynamic, None):  # a few models only export with a static batch
                 try:
