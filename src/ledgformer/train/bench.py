@@ -254,7 +254,8 @@ def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path 
             runs[i] = {**prev, "key": key}
         else:
             todo.append((i, head, cfg))
-    t_start = time.time() - float(old.get("wall_seconds", 0.0)) if done else time.time()
+    # a resumed suite counts the earlier session's time; one whose runs all train again does not
+    t_start = time.time() - float(old.get("wall_seconds", 0.0)) if runs else time.time()
 
     def record(i: int, head: dict[str, Any], cfg: dict[str, Any], metrics: dict[str, Any],
                wall: float) -> None:
