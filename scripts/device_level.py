@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ledgformer.model.registry import create_model
 from ledgformer.train.checkpoint import read_checkpoint
 from ledgformer.train.config import DEFAULTS, merge
-from ledgformer.train.tasks import build_task
+from ledgformer.train.finetune import restore
 from ledgformer.train.trainer import Trainer
 
 
@@ -27,9 +26,7 @@ def main() -> None:
     args = ap.parse_args()
     ckpt = read_checkpoint(args.checkpoint)
     cfg = merge(DEFAULTS, ckpt["config"])
-    data = build_task(cfg)
-    model = create_model(ckpt["model_name"], **ckpt["model_config"])
-    model.load_state_dict(ckpt["state_dict"])
+    model, data = restore(ckpt, cfg, args.checkpoint)
     idx = data.parts[args.part]
     pred = Trainer(model, data, cfg["train"], seed=int(cfg["seed"])).predict(idx)
     ratio, groups = pred / data.target[idx], np.asarray(data.group(idx))

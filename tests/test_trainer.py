@@ -202,9 +202,10 @@ def test_run_experiment_writes_outputs(tmp_path, monkeypatch) -> None:
 
 def test_min_steps_stretches_epochs_patience_and_eval_interval() -> None:
     """accuracy task: 12 train graphs / batch 16 = 1 step an epoch; 25 epochs = 25 steps."""
-    assert _trainer("accuracy")._schedule() == (25, 100, 1)
-    assert _trainer("accuracy", min_steps=20)._schedule() == (25, 100, 1)  # already enough
-    assert _trainer("accuracy", min_steps=60, eval_every=2)._schedule() == (75, 300, 6)  # x3
+    assert len(_trainer("accuracy")._epoch_batches(0)) == 1
+    assert _trainer("accuracy")._schedule(1) == (25, 100, 1)
+    assert _trainer("accuracy", min_steps=20)._schedule(1) == (25, 100, 1)  # already enough
+    assert _trainer("accuracy", min_steps=60, eval_every=2)._schedule(1) == (75, 300, 6)  # x3
     tr = _trainer("accuracy", min_steps=60, patience=6, epochs=4)  # x15: 60 epochs, patience 90
     tr.fit()
     assert len(tr.history) == 60  # unstretched, patience 6 could stop it after 7

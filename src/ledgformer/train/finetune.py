@@ -24,7 +24,8 @@ from ledgformer.train.tasks import TaskData, build_task
 from ledgformer.train.trainer import Trainer, pairwise_rank_loss, set_seed
 
 
-def _restore(ckpt: dict[str, Any], cfg: dict[str, Any], path: str | Path) -> tuple[torch.nn.Module, TaskData]:
+def restore(ckpt: dict[str, Any], cfg: dict[str, Any], path: str | Path) -> tuple[torch.nn.Module, TaskData]:
+    """(model with the checkpoint's weights, the task of ``cfg``), versions checked against the data."""
     data = build_task(cfg)
     check_versions(ckpt, f"checkpoint {path}", data.encoder_id,
                    data.data_version if cfg == ckpt["config"] else None)
@@ -40,7 +41,7 @@ def evaluate_checkpoint(path: str | Path, data_root: str | None = None) -> dict[
     if data_root:
         cfg["data"]["data_root"] = data_root
     set_seed(int(cfg["seed"]))
-    model, data = _restore(ckpt, cfg, path)
+    model, data = restore(ckpt, cfg, path)
     cfg["train"]["progress"] = False
     metrics, _ = Trainer(model, data, cfg["train"], seed=int(cfg["seed"])).evaluate()
     return metrics
@@ -165,7 +166,7 @@ def few_shot_metrics(path: str | Path, shots: list[int], *, seed: int = 0, data_
         cfg = _help_config(ckpt, path, "K-shot", seed, data_root)
         cfg["data"].update(n_train_archs=0, eval_all=False, shots=k, shots_part=part)
         set_seed(seed)
-        base, data = _restore(ckpt, cfg, path)
+        base, data = restore(ckpt, cfg, path)
         parts = dict(data.parts)
         scored, pool = parts[part], parts["shots"]
         per: dict[str, dict[str, float]] = {}
@@ -199,7 +200,7 @@ def finetune_checkpoint(path: str | Path, device: str, shots: int, *, seed: int 
                        shots_part="test")
     cfg["finetune"] = ft
     set_seed(seed)
-    model, data = _restore(ckpt, cfg, path)
+    model, data = restore(ckpt, cfg, path)
     trainer = Trainer(model, data, cfg["train"], seed=seed)
     before, _ = trainer.evaluate(("test",))
     result: dict[str, Any] = {"shots": shots, "zero_shot_spearman": before["test.spearman"],
@@ -220,4 +221,5 @@ def finetune_checkpoint(path: str | Path, device: str, shots: int, *, seed: int 
     return result
 
 
-__all__ = ["READOUT_PARAMS", "adapt", "evaluate_checkpoint", "few_shot_metrics", "finetune_checkpoint"]
+__all__ = ["READOUT_PARAMS", "adapt", "evaluate_checkpoint", "few_shot_metrics", "finetune_checkpoint",
+           "restore"]

@@ -96,16 +96,16 @@ class Trainer:
         batch = collate([d.items[r] for r in rows], self.table).to(self.device)
         return module(batch, hw)
 
-    def _schedule(self) -> tuple[int, int, int]:
+    def _schedule(self, per_epoch: int) -> tuple[int, int, int]:
         """(epochs, patience, eval_every), stretched by ``train.min_steps`` on small training sets.
 
         Early stopping on a tiny validation split stops after a handful of steps (N = 78: 2 steps
         an epoch), so small sets get the optimiser steps of a large one instead of its epochs.
+        ``per_epoch``: optimiser steps of one epoch.
         """
         c = self.cfg
         epochs, patience, every = int(c["epochs"]), int(c["patience"]), int(c["eval_every"])
-        per_epoch = max(1, len(self._epoch_batches(0)))
-        factor = math.ceil(int(c.get("min_steps") or 0) / (epochs * per_epoch)) if epochs else 0
+        factor = math.ceil(int(c.get("min_steps") or 0) / (epochs * max(1, per_epoch))) if epochs else 0
         if factor <= 1:
             return epochs, patience, every
         return epochs * factor, patience * factor, every * factor
@@ -182,8 +182,9 @@ class Trainer:
                 self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(float(c["ema"])),
                 use_buffers=True)
             self.eval_model = ema.module
-        epochs, patience, eval_every = self._schedule()
-        steps = epochs * len(self._epoch_batches(0))
+        per_epoch = len(self._epoch_batches(0))
+        epochs, patience, eval_every = self._schedule(per_epoch)
+        steps = epochs * per_epoch
         warm = max(1, int(float(c["warmup_frac"]) * steps))
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
