@@ -191,6 +191,24 @@ def test_dynamic_bias_depends_on_states(data) -> None:
     assert not torch.allclose(blk.bias(h, rel), blk.bias(2 * h, rel))
 
 
+
+def test_dynamic_gate_zero_starts_as_the_static_bias_and_learns_its_gates(data) -> None:
+    """``dyn_gate_init=0``: the untrained model equals the static-bias model with the same weights,
+    and the gates (not yet the state projection) get the first gradient."""
+    items, emb, hw = data
+    gate0, static = _model(dyn_gate_init=0.0), _model(dynamic_bias=False)
+    state = {k: v for k, v in gate0.state_dict().items() if ".bias.pair." not in k}
+    for k, v in state.items():
+        if k.endswith("bias.table"):
+            state[k] = v[:, : v.shape[1] // 2]
+    static.load_state_dict(state)
+    batch = collate(items, emb)
+    assert torch.allclose(gate0(batch, hw), static(batch, hw), atol=1e-5)
+    gate0.train()(batch, hw).sum().backward()
+    for blk in gate0.blocks:
+        assert blk.bias.table.grad[:, blk.bias.h:].abs().sum() > 0
+        assert blk.bias.pair.weight.grad.abs().sum() == 0
+
 def test_latency_positive_and_needs_hardware(data) -> None:
     items, emb, hw = data
     m = _model()

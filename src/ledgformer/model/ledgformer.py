@@ -57,6 +57,9 @@ class LeDGFormerConfig:
     use_text: bool = True  # False: no text tokens at all (features + op embedding only)
     dynamic_bias: bool = True  # False: fixed relation bias only
     dyn_rank: int = 8  # rank of the per-head bilinear state score
+    #: initial per-relation gate of the state score; 0 starts as the static bias and lets each
+    #: relation and head grow its dynamic part only as far as the loss asks (ReZero-style)
+    dyn_gate_init: float = 1.0
     use_hardware: bool = True  # hardware token (latency tasks); accuracy tasks run without
     hardware_text: bool = True  # False: the hardware token sees the numeric card only
     hw_text_dim: int = 384
@@ -128,7 +131,7 @@ class RelationBias(nn.Module):
         # columns: static bias per head, then (dynamic only) the gate of the state score per head
         table = torch.zeros(len(RELATIONS), cfg.n_heads * (2 if self.dynamic else 1))
         if self.dynamic:
-            table[:, cfg.n_heads:] = 1.0
+            table[:, cfg.n_heads:] = cfg.dyn_gate_init
             self.pair = nn.Linear(cfg.d_model, 2 * cfg.n_heads * cfg.dyn_rank, bias=False)
         self.table = nn.Parameter(table)
 
