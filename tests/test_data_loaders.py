@@ -62,6 +62,19 @@ def test_nb201_accuracies(nb201_acc: dict[str, BenchmarkData], data_root: Path) 
     assert len(g) == 8 and g.to_dict() == nb201_acc["cifar100"].graphs[f"nb201/{index}"].to_dict()
 
 
+def test_nb201_live_cells(nb201_acc: dict[str, BenchmarkData], data_root: Path) -> None:
+    """live_cells: same records, each arch's graph is that of its live arch (9,445 distinct)."""
+    live = load_benchmark("nb201-cifar10", data_root, live_cells=True, show_progress=False)
+    plain = nb201_acc["cifar10"]
+    assert [r.target for r in live.records] == [r.target for r in plain.records]
+    assert live.meta["live_cells"] and len({g.content_hash() for g in live.graphs.values()}) == 9445
+    archs = nb201.all_arch_strings()
+    for i in (0, 1, 500, 15624):
+        g = live.graphs[f"nb201/{i}"]
+        assert g.meta["name"] == archs[i]
+        assert g.to_dict()["nodes"] == nb201.cell_graph(nb201.live_arch(archs[i])).to_dict()["nodes"]
+
+
 def test_ids_consistent_between_naslib_help_and_mini(nb201_acc: dict[str, BenchmarkData],
                                                      help_nb201: BenchmarkData, data_root: Path) -> None:
     str2idx = torch_load(data_root / "help/nasbench201/str_arch2idx.pt")

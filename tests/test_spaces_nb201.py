@@ -136,3 +136,30 @@ def test_build_speed_reported():
     per_graph = (time.perf_counter() - t0) / len(archs)
     print(f"NB201 network_graph: {per_graph * 1e3:.2f} ms/arch -> {per_graph * 15625:.0f} s for 15,625")
     assert per_graph < 0.05  # loose: far from the seconds-per-arch of a torch export
+
+
+@pytest.mark.parametrize(("arch", "live"), [
+    # every path into node 3 is 'none': nothing reaches the output
+    ("|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|none~2|",
+     "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"),
+    # 0->1 is 'none': node 1 only sees zeros, so the ops reading it (1->2, 1->3) are dead
+    ("|none~0|+|skip_connect~0|nor_conv_3x3~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|",
+     "|none~0|+|skip_connect~0|none~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|"),
+    # 2->3 is 'none': nothing reads node 2, so the ops writing it (0->2, 1->2) are dead
+    ("|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|none~2|",
+     "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"),
+    (MIXED, MIXED),  # 1->2 'none' but node 2 has a live input and output: nothing dead
+    (ALL_CONV3, ALL_CONV3),
+])
+def test_live_arch_hand_checked(arch: str, live: str) -> None:
+    assert nb201.live_arch(arch) == live
+    assert nb201.live_arch(live) == live  # idempotent
+
+
+def test_live_arch_classes_of_the_space() -> None:
+    """15,625 archs -> 9,445 functionally distinct cells; the 341 cut-off ones share one."""
+    archs = nb201.all_arch_strings()
+    live = {a: nb201.live_arch(a) for a in archs}
+    assert len(set(live.values())) == 9445
+    cut = [a for a in archs if nb201.output_cut_off(a)]
+    assert len(cut) == 341 and {live[a] for a in cut} == {"|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"}

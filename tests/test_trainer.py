@@ -209,3 +209,25 @@ def test_min_steps_stretches_epochs_patience_and_eval_interval() -> None:
     tr = _trainer("accuracy", min_steps=60, patience=6, epochs=4)  # x15: 60 epochs, patience 90
     tr.fit()
     assert len(tr.history) == 60  # unstretched, patience 6 could stop it after 7
+
+
+def test_select_last_keeps_the_final_weights_and_never_stops_early() -> None:
+    """train.select=last: every epoch runs (patience 1 would stop "best" early) and the model keeps
+    the weights of the last epoch, whatever the validation score did."""
+    best = _trainer("accuracy", epochs=12, patience=1)
+    best.fit()
+    last = _trainer("accuracy", epochs=12, patience=1, select="last")
+    summary = last.fit()
+    assert len(last.history) == 12 and summary["best_epoch"] == 11
+    assert len(best.history) < 12  # the same run with "best" stopped on its patience
+    assert np.isclose(last.valid_score(), summary["best_valid_score"])
+    with pytest.raises(LedgformerError, match=r"train\.select"):
+        _trainer("accuracy", epochs=1, select="final").fit()
+
+
+def test_live_cells_only_for_nb201_cells() -> None:
+    from ledgformer.train.tasks import accuracy_task
+
+    cfg = load_config(None, ["data.benchmark=nb101-cifar10", "data.live_cells=true"])
+    with pytest.raises(LedgformerError, match="live_cells applies to NAS-Bench-201"):
+        accuracy_task(cfg, 0)

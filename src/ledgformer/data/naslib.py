@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledgformer.data.records import BenchmarkData, Record
 from ledgformer.data.registry import NB201_ZEN_CHUNKS
 from ledgformer.errors import LedgformerError
+
+if TYPE_CHECKING:
+    from ledgformer.graph.ir import ArchGraph
 
 
 def nb201_id(index: int) -> str:
@@ -42,17 +45,28 @@ def _parse_tuple(text: str, path: Path) -> tuple[int, ...]:
         raise LedgformerError(f"{path}: architecture '{text}' is not a tuple of integers") from err
 
 
-def nb201_cell_graphs(arch_strings: dict[str, str], show_progress: bool = True) -> tuple[dict, dict]:
-    """Cell graphs of NB201 archs (id -> arch string), shared cache across the accuracy sets."""
+def nb201_cell_graphs(arch_strings: dict[str, str], show_progress: bool = True,
+                      live: bool = False) -> tuple[dict, dict]:
+    """Cell graphs of NB201 archs (id -> arch string), shared cache across the accuracy sets;
+    ``live``: of ``nb201.live_arch`` (dead ops as ``none``), the arch string stays the graph's name."""
     from ledgformer.data.graph_cache import cached_graphs
     from ledgformer.spaces import nb201
 
-    return cached_graphs("nb201-cells", [nb201], arch_strings, nb201.cell_graph, show_progress)
+    if not live:
+        return cached_graphs("nb201-cells", [nb201], arch_strings, nb201.cell_graph, show_progress)
+
+    def build(arch: str) -> ArchGraph:
+        graph = nb201.cell_graph(nb201.live_arch(arch))
+        graph.meta.update(name=arch, live_arch=nb201.live_arch(arch))
+        return graph
+
+    return cached_graphs("nb201-live-cells", [nb201], arch_strings, build, show_progress)
 
 
 def load_nb201_accuracy(root: Path, dataset: str, with_graphs: bool = True,
-                        show_progress: bool = True) -> BenchmarkData:
-    """200-epoch validation accuracy (%) of the 15,625 NB201 archs on ``dataset``."""
+                        show_progress: bool = True, live_cells: bool = False) -> BenchmarkData:
+    """200-epoch validation accuracy (%) of the 15,625 NB201 archs on ``dataset``; ``live_cells``:
+    graphs of ``nb201.live_arch`` (functionally identical cells share one graph)."""
     from ledgformer.spaces import nb201
 
     index = {s: i for i, s in enumerate(nb201.all_arch_strings())}
@@ -73,10 +87,12 @@ def load_nb201_accuracy(root: Path, dataset: str, with_graphs: bool = True,
             strings[gid] = arch
             records.append(Record(gid, acc, "accuracy", None,
                                   {"index": i, "dataset": dataset, "naslib_idx": int(row["idx"])}))
-    graphs, failures = nb201_cell_graphs(strings, show_progress) if with_graphs else ({}, {})
+    graphs, failures = nb201_cell_graphs(strings, show_progress, live_cells) if with_graphs else ({}, {})
     return BenchmarkData(f"nb201-{dataset}", graphs, records, failures=failures, meta={
         "source": str(root / "naslib" / "nb201_zen_run"), "dataset": dataset,
-        "target": "200-epoch validation accuracy %", "graphs": "NB201 cells (8 nodes)"})
+        "target": "200-epoch validation accuracy %",
+        "graphs": "NB201 cells (8 nodes)" + (", dead ops as none" if live_cells else ""),
+        "live_cells": live_cells})
 
 
 def load_nb101(root: Path, with_graphs: bool = True, show_progress: bool = True) -> BenchmarkData:

@@ -119,6 +119,28 @@ def output_cut_off(arch: str) -> bool:
     return 3 not in reach
 
 
+def live_arch(arch: str) -> str:
+    """``arch`` with every op that cannot change the cell output written as ``none``.
+
+    An edge is dead when no path of non-``none`` edges leads to it from the cell input (it only
+    ever sees zeros) or from it to the cell output (nothing reads it). The 15,625 archs fall into
+    9,445 such classes; the members of a class differ in CIFAR-10 accuracy by 0.3 points (median
+    std, training noise) against 12.7 across the space, so one graph per class spares a predictor
+    learning from a few labels that those ops do not matter. Conv of zeros is treated as zero,
+    as NAS-Bench-201's own isomorphism count does (its BN shift is a learned constant).
+    """
+    ops = arch_str_to_ops(arch)
+    live_in, live_out = {0}, {3}
+    for (src, dst), op in zip(EDGES, ops, strict=True):
+        if op != "none" and src in live_in:
+            live_in.add(dst)
+    for (src, dst), op in reversed(list(zip(EDGES, ops, strict=True))):
+        if op != "none" and dst in live_out:
+            live_out.add(src)
+    return ops_to_arch_str([op if src in live_in and dst in live_out else "none"
+                            for (src, dst), op in zip(EDGES, ops, strict=True)])
+
+
 def all_arch_strings() -> list[str]:
     """All 15,625 archs in official NAS-Bench-201 index order.
 

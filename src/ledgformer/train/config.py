@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
         "data_root": None,
         "n_train": 781,  # nb201-accuracy: labelled archs (valid drawn from them)
         "valid_fraction": 0.1,
+        # NB201 accuracy: ops that cannot change the cell output become 'none' in the cell graph,
+        # so functionally identical cells share one graph (spaces.nb201.live_arch)
+        "live_cells": False,
         "train_devices": None,  # help-latency: default HELP's device split
         "valid_devices": None,
         "test_devices": None,
@@ -68,6 +71,10 @@ DEFAULTS: dict[str, Any] = {
         "rank_weight": 0.0,  # weight of the pairwise ranking loss
         "rank_margin": 0.0,
         "grad_clip": 1.0,
+        # "best": keep the weights of the best validation score and stop after `patience`;
+        # "last": train every epoch and keep the final weights (a valid split of 8-10 archs picks
+        # a lucky early epoch as often as a good one); valid is still evaluated and reported
+        "select": "best",
         "ema": 0.0,  # > 0: decay of an exponential moving average of the weights, used for selection
         "eval_every": 1,
         "eval_batch_size": 256,

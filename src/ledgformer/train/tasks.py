@@ -87,8 +87,11 @@ def featurize(graphs: Sequence[ArchGraph], encoder: str, progress: bool = True,
 
 
 def _version(bench: BenchmarkData, split_fp: str) -> dict[str, Any]:
-    return {"benchmark": bench.name, "n_records": len(bench.records), "n_graphs": len(bench.graphs),
-            "split": split_fp}
+    out = {"benchmark": bench.name, "n_records": len(bench.records), "n_graphs": len(bench.graphs),
+           "split": split_fp}
+    if bench.meta.get("live_cells"):  # only then, so older checkpoints still match
+        out["live_cells"] = True
+    return out
 
 
 def accuracy_task(cfg: Mapping[str, Any], seed: int) -> TaskData:
@@ -96,7 +99,13 @@ def accuracy_task(cfg: Mapping[str, Any], seed: int) -> TaskData:
     from ledgformer.data.splits import sample_split
 
     d = cfg["data"]
-    bench = load_benchmark(d["benchmark"], d["data_root"])
+    opts = {}
+    if d["live_cells"]:
+        if not str(d["benchmark"]).startswith("nb201-"):
+            raise LedgformerError(f"data.live_cells applies to NAS-Bench-201 cells (nb201-*), "
+                                  f"not to data.benchmark={d['benchmark']!r}")
+        opts["live_cells"] = True
+    bench = load_benchmark(d["benchmark"], d["data_root"], **opts)
     recs = [r for r in bench.records if r.kind == "accuracy"]
     if not recs:
         raise LedgformerError(f"benchmark {bench.name} has no accuracy records")

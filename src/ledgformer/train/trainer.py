@@ -189,6 +189,10 @@ class Trainer:
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
         best, best_state, bad = -math.inf, None, 0
+        select = c.get("select", "best")
+        if select not in ("best", "last"):
+            raise LedgformerError(f"train.select must be 'best' or 'last', got {select!r}")
+        last = select == "last"  # keep the final weights: no early stop on a tiny valid split
         t0 = time.time()
         limit = float(c["max_minutes"]) * 60 if c.get("max_minutes") else math.inf
         n_seen = 0
@@ -221,7 +225,7 @@ class Trainer:
                 row = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.time() - t0}
                 if (epoch + 1) % eval_every == 0 or epoch == epochs - 1:
                     row["valid_score"] = self.valid_score()
-                    if row["valid_score"] > best:
+                    if row["valid_score"] > best or last:
                         best, bad, self.best_epoch = row["valid_score"], 0, epoch
                         best_state = copy.deepcopy(self.eval_model.state_dict())
                     else:
