@@ -165,6 +165,22 @@ def test_accuracy_fit_query_rank_and_hardware_refused() -> None:
     assert np.isfinite(p.predict(cell))
 
 
+def test_live_cell_predictor_gives_functionally_identical_cells_one_prediction(tmp_path) -> None:
+    """A checkpoint trained with data.live_cells reads NB201 archs as live cells: two archs that
+    differ only in a dead op (0->1 is 'none', so 1->2 only sees zeros) get the same prediction."""
+    a = "|none~0|+|skip_connect~0|nor_conv_3x3~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|"
+    b = "|none~0|+|skip_connect~0|avg_pool_3x3~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|"
+    torch.manual_seed(0)
+    p = Predictor.create("ledgformer", task="accuracy", encoder="onehot", **TINY)
+    assert p.arch_form == "cell" and p.predict(a) != p.predict(b)
+    live = Predictor(p.model, name="live", encoder=p.encoder, model_name=p.model_name,
+                     model_config=p.model_config, config={**p.config, "data": {"live_cells": True}})
+    assert live.arch_form == "live-cell"  # as a training run's checkpoint says it
+    live = Predictor.load(live.save(tmp_path / "live.pt"))
+    assert live.arch_form == "live-cell"
+    assert live.predict(a) == live.predict(b) == live.predict(nb201.live_arch(a))
+
+
 def test_latency_fit_per_example_cards() -> None:
     # small graphs (cells) keep it fast; latency = (1 + number of 3x3 convs) x a per-card factor
     archs = nb201.all_arch_strings()[:24]

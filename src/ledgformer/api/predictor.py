@@ -55,7 +55,8 @@ class Predictor:
         self.metrics: dict[str, Any] = dict(metrics or self.extra.get("metrics") or {})
         self.task: str = getattr(model, "task", self.model_config.get("task", "accuracy"))
         self.needs_hardware = bool(getattr(model, "has_hw", self.task == "latency"))
-        default_form = "network" if self.task == "latency" else "cell"
+        live = bool((self.config.get("data") or {}).get("live_cells"))
+        default_form = "network" if self.task == "latency" else "live-cell" if live else "cell"
         self.arch_form: str = self.extra.get("arch_form") or default_form
         if self.arch_form not in ARCH_FORMS:
             raise LedgformerError(f"predictor {name}: arch_form must be one of {ARCH_FORMS}")
