@@ -97,6 +97,7 @@ quick: {{seeds: [0], variants: [gbdt]}}
     assert runs == [("gbdt", 0), ("gbdt", 1), ("ours", 0), ("ours", 1)]
     assert all(-1 <= r["metrics"]["test.kendall_tau"] <= 1 for r in full["runs"])
     assert full["machine"]["cores"] and full["versions"]["ir_version"]
+    assert full["command"].endswith(f"--results-dir {res} --runs-dir {tmp_path / 'runs'}")  # rerunnable
     assert "| ours |" in (res / "tiny.md").read_text()
     assert (res / "tiny_test_kendall_tau.png").stat().st_size > 0
 

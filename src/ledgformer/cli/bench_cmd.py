@@ -64,8 +64,14 @@ def run(args: argparse.Namespace) -> int:
             except ValueError as err:
                 raise LedgformerError(f"--seeds must be comma-separated integers, got {args.seeds!r}") \
                     from err
+        # as typed, minus what cannot change a number (--rerun); --jobs stays: it sets the wall time
         command = " ".join(["ledgformer bench", shlex.quote(args.suite)] + (["--quick"] if args.quick else [])
-                           + ([f"--seeds {args.seeds}"] if args.seeds else []))
+                           + ([f"--seeds {args.seeds}"] if args.seeds else [])
+                           + ([f"--jobs {args.jobs}"] if args.jobs != 1 else [])
+                           + ([f"--results-dir {shlex.quote(args.results_dir)}"]
+                              if args.results_dir != "results" else [])
+                           + ([f"--runs-dir {shlex.quote(args.runs_dir)}"]
+                              if args.runs_dir != "runs/bench" else []))
         res = run_suite(suite_path(args.suite), quick=args.quick, results_dir=args.results_dir,
                         runs_dir=args.runs_dir, seeds=seeds, command=command, jobs=args.jobs,
                         rerun=args.rerun)
