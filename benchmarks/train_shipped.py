@@ -83,6 +83,7 @@ def package(name: str, spec: dict[str, Any], out: Path) -> dict[str, Any]:
     """Copy the run's checkpoint into the package (with the API's extras) and return its entry."""
     import torch
 
+    from ledgformer.api.inputs import default_arch_form
     from ledgformer.api.shipped import config_devices
     from ledgformer.train.checkpoint import read_checkpoint
 
@@ -93,7 +94,7 @@ def package(name: str, spec: dict[str, Any], out: Path) -> dict[str, Any]:
     task = "latency" if ckpt["model_config"].get("task") == "latency" else "accuracy"
     devices = spec.get("devices") or ckpt.get("extra", {}).get("devices") or config_devices(ckpt["config"])
     ckpt["extra"] = {**ckpt.get("extra", {}), "shipped_name": name, "devices": devices,
-                     "arch_form": "network" if task == "latency" else "cell", "metrics": kept}
+                     "arch_form": default_arch_form(task, ckpt["config"]), "metrics": kept}
     PREDICTORS.mkdir(parents=True, exist_ok=True)
     dest = PREDICTORS / f"{name}.pt"
     torch.save(ckpt, dest)

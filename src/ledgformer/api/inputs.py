@@ -59,6 +59,13 @@ def _of_graph(graph: ArchGraph, label: str) -> ModelRef:
     return ModelRef(graph_key(graph), label, lambda: graph, graph)
 
 
+def default_arch_form(task: str, config: Mapping[str, Any]) -> str:
+    """How NAS archs become graphs for a model of ``task`` trained with run ``config``."""
+    if task == "latency":
+        return "network"
+    return "live-cell" if (config.get("data") or {}).get("live_cells") else "cell"
+
+
 def is_nb201_string(text: str) -> bool:
     return text.startswith("|") and "~" in text and text.endswith("|")
 
@@ -180,5 +187,5 @@ def resolve_cards(hardware: Any) -> tuple[list[HardwareCard], bool]:
     return [resolve_card(h) for h in items], single
 
 
-__all__ = ["ARCH_FORMS", "ModelRef", "graph_key", "is_nb201_string", "resolve_card", "resolve_cards",
-           "resolve_model", "resolve_models"]
+__all__ = ["ARCH_FORMS", "ModelRef", "default_arch_form", "graph_key", "is_nb201_string", "resolve_card",
+           "resolve_cards", "resolve_model", "resolve_models"]

@@ -29,7 +29,14 @@ import numpy as np
 import torch
 
 from ledgformer.api.batching import Featurizer, GraphStore, node_shares
-from ledgformer.api.inputs import ARCH_FORMS, ModelRef, resolve_cards, resolve_model, resolve_models
+from ledgformer.api.inputs import (
+    ARCH_FORMS,
+    ModelRef,
+    default_arch_form,
+    resolve_cards,
+    resolve_model,
+    resolve_models,
+)
 from ledgformer.api.platforms import measured_error, nearest_platforms
 from ledgformer.api.shipped import config_devices, shipped_checkpoint
 from ledgformer.embed import DEFAULT_ENCODER, Encoder, get_encoder
@@ -55,9 +62,7 @@ class Predictor:
         self.metrics: dict[str, Any] = dict(metrics or self.extra.get("metrics") or {})
         self.task: str = getattr(model, "task", self.model_config.get("task", "accuracy"))
         self.needs_hardware = bool(getattr(model, "has_hw", self.task == "latency"))
-        live = bool((self.config.get("data") or {}).get("live_cells"))
-        default_form = "network" if self.task == "latency" else "live-cell" if live else "cell"
-        self.arch_form: str = self.extra.get("arch_form") or default_form
+        self.arch_form: str = self.extra.get("arch_form") or default_arch_form(self.task, self.config)
         if self.arch_form not in ARCH_FORMS:
             raise LedgformerError(f"predictor {name}: arch_form must be one of {ARCH_FORMS}")
         #: hardware cards by role ("train", "valid", "test") the weights were fitted/evaluated on
