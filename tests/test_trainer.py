@@ -231,3 +231,22 @@ def test_live_cells_only_for_nb201_cells() -> None:
     cfg = load_config(None, ["data.benchmark=nb101-cifar10", "data.live_cells=true"])
     with pytest.raises(LedgformerError, match="live_cells applies to NAS-Bench-201"):
         accuracy_task(cfg, 0)
+
+
+def test_holdout_part_comes_from_the_test_pool(data_root) -> None:
+    """data.holdout: seeded archs moved from test to a scored, never-selected part; train and
+    valid are those of the plain protocol, and the split file says what was tested."""
+    from ledgformer.train.tasks import accuracy_task
+
+    base = ["data.n_train=60", "features.encoder=onehot", f"data.data_root={data_root}"]
+    plain = accuracy_task(load_config(None, base), 3)
+    held = accuracy_task(load_config(None, [*base, "data.holdout=100"]), 3)
+    for part in ("train", "valid"):
+        assert np.array_equal(plain.parts[part], held.parts[part])
+    hold, test = held.parts["holdout"], held.parts["test"]
+    assert hold.size == 100 and test.size == plain.parts["test"].size - 100
+    assert np.array_equal(np.sort(np.concatenate([hold, test])), plain.parts["test"])
+    assert json.loads(held.split_json)["holdout"] == hold.tolist()
+    assert held.data_version["holdout"] == 100 and "holdout" not in plain.data_version
+    with pytest.raises(LedgformerError, match=r"data\.holdout must be"):
+        accuracy_task(load_config(None, [*base, "data.holdout=20000"]), 3)

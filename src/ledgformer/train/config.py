@@ -31,6 +31,11 @@ DEFAULTS: dict[str, Any] = {
         # NB201 accuracy: ops that cannot change the cell output become 'none' in the cell graph,
         # so functionally identical cells share one graph (spaces.nb201.live_arch)
         "live_cells": False,
+        # accuracy tasks, design studies: this many archs drawn (seeded) from the test pool form a
+        # "holdout" part that is scored (holdout.*) but never used for selection, and leave test;
+        # it compares choices that the valid split cannot (e.g. train.select, whose "best" valid
+        # score is the max over evaluations). 0: none (the published protocol)
+        "holdout": 0,
         "train_devices": None,  # help-latency: default HELP's device split
         "valid_devices": None,
         "test_devices": None,

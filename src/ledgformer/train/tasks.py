@@ -18,6 +18,7 @@ protocol has a second test set). Tasks:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +95,15 @@ def _version(bench: BenchmarkData, split_fp: str) -> dict[str, Any]:
     return out
 
 
+def _with_holdout(split_json: str, parts: Mapping[str, np.ndarray]) -> str:
+    """The split file as run: with a holdout part, test lists what was really tested."""
+    if "holdout" not in parts:
+        return split_json
+    d = json.loads(split_json)
+    d.update(test=parts["test"].tolist(), holdout=parts["holdout"].tolist())
+    return json.dumps(d, sort_keys=True)
+
+
 def accuracy_task(cfg: Mapping[str, Any], seed: int) -> TaskData:
     from ledgformer.data.registry import load_benchmark
     from ledgformer.data.splits import sample_split
@@ -113,15 +123,25 @@ def accuracy_task(cfg: Mapping[str, Any], seed: int) -> TaskData:
     if missing:
         raise LedgformerError(f"{bench.name}: {len(missing)} records have no graph, e.g. {missing[0]}")
     split = sample_split(len(recs), int(d["n_train"]), seed, valid_fraction=float(d["valid_fraction"]))
+    parts = {k: np.asarray(getattr(split, k), np.int64) for k in ("train", "valid", "test")}
+    n_hold = int(d["holdout"])
+    if n_hold:
+        if not 0 < n_hold < parts["test"].size:
+            raise LedgformerError(f"data.holdout must be in [0, {parts['test'].size}) (the test pool), "
+                                  f"got {n_hold}")
+        pick = np.random.default_rng([seed, 1]).permutation(parts["test"].size)
+        parts["holdout"] = np.sort(parts["test"][pick[:n_hold]])
+        parts["test"] = np.sort(parts["test"][pick[n_hold:]])
     ids = [r.graph_id for r in recs]
     items, table, enc_id = featurize([bench.graphs[g] for g in ids], cfg["features"]["encoder"])
     return TaskData(
         kind="accuracy", items=items, graph_ids=ids, text_table=table,
         graph_row=np.arange(len(recs)), device_row=np.full(len(recs), -1),
         target=np.asarray([r.target for r in recs], np.float64), devices=[], hw=None,
-        parts={k: np.asarray(getattr(split, k), np.int64) for k in ("train", "valid", "test")},
-        encoder_id=enc_id, graph_macs=np.asarray([bench.graphs[g].macs for g in ids], np.float64),
-        data_version=_version(bench, split.fingerprint()), split_json=split.to_json(),
+        parts=parts, encoder_id=enc_id,
+        graph_macs=np.asarray([bench.graphs[g].macs for g in ids], np.float64),
+        data_version={**_version(bench, split.fingerprint()), **({"holdout": n_hold} if n_hold else {})},
+        split_json=_with_holdout(split.to_json(), parts),
     )
 
 
@@ -190,7 +210,6 @@ def help_latency(cfg: Mapping[str, Any], seed: int) -> TaskData:
             target.append(lat[devices[dev]][i])
         parts[part] = np.arange(start, len(target))
     import hashlib
-    import json
 
     split_json = json.dumps({"protocol": "help-zero-shot", "seed": seed, "devices": cards,
                              "n_train_archs": n_arch,

@@ -266,7 +266,8 @@ class Trainer:
         groups = np.asarray(self.data.group(idx))
         return float(np.mean([spearman(true[groups == g], pred[groups == g]) for g in np.unique(groups)]))
 
-    def evaluate(self, parts: tuple[str, ...] = ("valid", "test", "test_all")) -> tuple[dict[str, Any], dict]:
+    def evaluate(self, parts: tuple[str, ...] = ("valid", "holdout", "test", "test_all")
+                 ) -> tuple[dict[str, Any], dict]:
         """(flat metrics ``{part}.{metric}``, ``{part}.per_device.{dev}.{metric}``; raw predictions)."""
         metrics: dict[str, Any] = {}
         raw: dict[str, tuple[np.ndarray, np.ndarray, list[str]]] = {}
