@@ -13,6 +13,7 @@ from torch import nn
 
 import ledgformer
 from ledgformer.api import Predictor, shipped_predictors
+from ledgformer.api.inputs import default_arch_form
 from ledgformer.embed.encoders import OneHotEncoder
 from ledgformer.errors import LedgformerError
 from ledgformer.graph.torch_import import export_onnx
@@ -251,6 +252,7 @@ def test_shipped_predictors_load() -> None:
     for name, entry in shipped_predictors().items():
         p = Predictor.load(name)
         assert p.task == entry["task"] and p.metrics == entry["metrics"]
+        assert p.arch_form == default_arch_form(p.task, p.config)  # archs read as in training
 
 
 def test_roofline_model_predicts_and_ranks_through_the_late_fusion_cache() -> None:

@@ -56,8 +56,9 @@ def nb201_cell_graphs(arch_strings: dict[str, str], show_progress: bool = True,
         return cached_graphs("nb201-cells", [nb201], arch_strings, nb201.cell_graph, show_progress)
 
     def build(arch: str) -> ArchGraph:
-        graph = nb201.cell_graph(nb201.live_arch(arch))
-        graph.meta.update(name=arch, live_arch=nb201.live_arch(arch))
+        live = nb201.live_arch(arch)
+        graph = nb201.cell_graph(live)
+        graph.meta.update(name=arch, live_arch=live)
         return graph
 
     return cached_graphs("nb201-live-cells", [nb201], arch_strings, build, show_progress)
