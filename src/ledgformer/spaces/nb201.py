@@ -105,6 +105,15 @@ def str_to_naslib(s: str) -> tuple[int, ...]:
     return tuple(NASLIB_OPS.index(ops[edge]) for edge in _NASLIB_EDGE_ORDER)
 
 
+def _reached_from_input(ops: Sequence[str]) -> set[int]:
+    """Cell nodes that a path of non-``none`` edges connects to the cell input (node 0)."""
+    reach = {0}
+    for (src, dst), op in zip(EDGES, ops, strict=True):
+        if op != "none" and src in reach:
+            reach.add(dst)
+    return reach
+
+
 def output_cut_off(arch: str) -> bool:
     """True when ``none`` edges cut every path from the cell input to its output (341 archs).
 
@@ -112,11 +121,7 @@ def output_cut_off(arch: str) -> bool:
     (HW-NAS-Bench's Raspberry Pi 4 and Pixel 3 files, which HELP reuses) time such a network at
     almost nothing, eager GPU runtimes at the full cost of its ops.
     """
-    reach = {0}
-    for (src, dst), op in zip(EDGES, arch_str_to_ops(arch), strict=True):
-        if op != "none" and src in reach:
-            reach.add(dst)
-    return 3 not in reach
+    return 3 not in _reached_from_input(arch_str_to_ops(arch))
 
 
 def live_arch(arch: str) -> str:
@@ -130,10 +135,7 @@ def live_arch(arch: str) -> str:
     as NAS-Bench-201's own isomorphism count does (its BN shift is a learned constant).
     """
     ops = arch_str_to_ops(arch)
-    live_in, live_out = {0}, {3}
-    for (src, dst), op in zip(EDGES, ops, strict=True):
-        if op != "none" and src in live_in:
-            live_in.add(dst)
+    live_in, live_out = _reached_from_input(ops), {3}
     for (src, dst), op in reversed(list(zip(EDGES, ops, strict=True))):
         if op != "none" and dst in live_out:
             live_out.add(src)
