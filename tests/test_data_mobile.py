@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ledgformer.data.hf_vits import VITS, build_vit
+from ledgformer.data.hf_vits import VITS, build_vit, fold_patches, unfold_patches
 from ledgformer.data.mobile import FOLDER, family_of, flops_agreement, load_mobile, read_e2e
 from ledgformer.data.registry import get_benchmark
 from ledgformer.errors import LedgformerError
@@ -122,14 +122,45 @@ def test_unbuildable_models_are_listed_as_failures(tmp_path: Path) -> None:
     assert "no config written out" in vit.failures["mmb/vit/bogus-vit"]
 
 
+def test_fold_as_reshape_matches_torch() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.randn(2, 3, 8, 6)
+    patches = unfold_patches(x, 2, 3)
+    assert torch.equal(patches, F.unfold(x, (2, 3), stride=(2, 3)))
+    assert torch.equal(fold_patches(patches, (8, 6), 2, 3), F.fold(patches, (8, 6), (2, 3), stride=(2, 3)))
+
+
+def test_mobilevitv2_withreshape_folds_gives_the_same_outputs() -> None:
+    import copy
+
+    import torch
+    import transformers
+
+    from ledgformer.data.hf_vits import reshape_folds
+
+    torch.manual_seed(0)
+    cfg = transformers.MobileViTV2Config(image_size=64, width_multiplier=0.5, num_labels=3)
+    model = transformers.MobileViTV2ForImageClassification(cfg).eval()
+    patched = copy.deepcopy(model)
+    reshape_folds(patched)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(pixel_values=x).logits, patched(pixel_values=x).logits, atol=1e-6)
+
+
 @pytest.mark.slow
-def test_vit_config_matches_published_flops(data_root: Path) -> None:
+@pytest.mark.parametrize("name", ["deit-tiny-distilled-patch16-224",
+                                  "cvt-13",  # Einsum attention
+                                  "beit-base-patch16-224"])  # resize targets via shared initializers
+def test_vit_config_matches_published_flops(data_root: Path, name: str) -> None:
     import pandas as pd
 
     table = pd.read_csv(data_root / FOLDER / "torch_transformer_e2e.csv").set_index("model")
-    graph = build_vit("deit-tiny-distilled-patch16-224")
+    graph = build_vit(name)
     ours = 2 * sum(n.macs for n in graph.nodes if n.op in ("conv", "gemm", "matmul"))
-    assert math.isclose(ours, table.loc["deit-tiny-distilled-patch16-224", "flops"], rel_tol=0.01)
+    assert math.isclose(ours, table.loc[name, "flops"], rel_tol=0.01)
     assert list(graph.meta["input_shape"]) == [1, 3, 224, 224]
 
 

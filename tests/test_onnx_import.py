@@ -8,6 +8,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from ledgformer.graph.onnx_fold import einsum_dims, infer_shapes
 from ledgformer.graph.onnx_import import OnnxImportError, load_onnx
 from ledgformer.graph.torch_import import export_onnx, from_torch
 
@@ -89,6 +90,62 @@ def test_batched_matmul_costs_by_hand():
     assert node.macs == 2 * 3 * 197 * 197 * 64
     assert node.params == 0
     assert node.mem_bytes == 4 * (2 * 2 * 3 * 197 * 64 + 2 * 3 * 197 * 197)
+
+
+def test_einsum_costs_by_hand():
+    # the summed index k is not the last dim of the first operand (a plain MatMul's K)
+    es = helper.make_node("Einsum", ["a", "b"], ["y"], equation="bkl,bkt->blt")
+    m = _model([es], [_vi("a", [2, 16, 5]), _vi("b", [2, 16, 7])], [_vi("y", None)])
+    node = _only(load_onnx(m), "matmul")
+    assert node.output_shapes == [(2, 5, 7)]
+    assert node.macs == 2 * 5 * 7 * 16
+    assert node.attrs == {"equation": "bkl,bkt->blt", "reduce": 16}
+
+
+@pytest.mark.parametrize(("equation", "shapes", "out", "reduce"), [
+    ("bhlk,bhtk->bhlt", [(1, 2, 5, 8), (1, 2, 7, 8)], (1, 2, 5, 7), 8),  # CvT attention
+    ("...ij,...jk", [(3, 1, 4, 5), (2, 5, 6)], (3, 2, 4, 6), 5),  # implicit output, broadcast
+    ("bij->b", [(2, 3, 4)], (2,), 12),
+])
+def test_einsum_shape_inference(equation, shapes, out, reduce):
+    assert einsum_dims(equation, shapes) == (out, reduce)
+    assert infer_shapes("Einsum", {"equation": equation}, shapes, [None] * len(shapes)) == [out]
+
+
+def test_resize_target_through_deduplicated_int_initializer():
+    # exporters share equal initializers through Identity (BEiT's relative-position resize);
+    # the integer copy must still fold into the Resize target instead of leaving its shape unknown
+    head = numpy_helper.from_array(np.array([1, 1], np.int64), "head")
+    side = numpy_helper.from_array(np.array([8, 8], np.int64), "side")
+    nodes = [helper.make_node("Identity", ["head"], ["head2"]),
+             helper.make_node("Concat", ["head2", "side"], ["sizes"], axis=0),
+             helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="linear"),
+             helper.make_node("Relu", ["y"], ["z"])]
+    m = _model(nodes, [_vi("x", [1, 1, 4, 4])], [_vi("z", None)], [head, side])
+    m.graph.ClearField("value_info")
+    graph = load_onnx(m)
+    assert _only(graph, "resize").output_shapes == [(1, 1, 8, 8)]
+    assert _only(graph, "relu").output_shapes == [(1, 1, 8, 8)]
+    assert "concat" not in graph.op_counts()
+
+
+def test_big_weight_view_keeps_its_new_shape():
+    # a weight over the fold size limit, transposed before use (DINOv2-base's position table):
+    # the transposed shape must reach the gemm, whose in_features is the transposed dim
+    t = helper.make_node("Transpose", ["W"], ["Wt"], perm=[1, 0])
+    mm = helper.make_node("MatMul", ["x", "Wt"], ["y"])
+    m = _model([t, mm], [_vi("x", [1, 1100])], [_vi("y", None)], [_w("W", 1000, 1100)])
+    node = _only(load_onnx(m), "gemm")
+    assert (node.attrs["in_features"], node.attrs["out_features"]) == (1100, 1000)
+    assert node.output_shapes == [(1, 1000)] and node.macs == 1_100_000
+
+
+def test_shape_inference_of_views_past_the_fold_limit():
+    # Swin-384's first stage (1 x 96 x 96 x 128 > MAX_FOLD_ELEMENTS): slicing it still has a shape
+    x = (1, 96, 96, 128)
+    vals = [None, np.array([1]), np.array([96]), np.array([1])]
+    assert infer_shapes("Slice", {}, [x, (1,), (1,), (1,)], vals) == [(1, 95, 96, 128)]
+    assert infer_shapes("Unsqueeze", {"axes": [0]}, [x], [None]) == [(1, *x)]
 
 
 def test_matmul_with_weight_and_bias_add_is_one_gemm():

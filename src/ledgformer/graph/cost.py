@@ -60,8 +60,11 @@ def node_macs(node: Node) -> int:
     if node.op == "gemm":
         return numel(out) * int(a["in_features"])
     if node.op == "matmul":
-        # (..., M, K) x (..., K, N): each output element takes K MACs
-        k = int(node.input_shapes[0][-1]) if node.input_shapes and node.input_shapes[0] else 1
+        # (..., M, K) x (..., K, N): each output element takes K MACs (an einsum says its K)
+        if "reduce" in a:
+            k = int(a["reduce"])
+        else:
+            k = int(node.input_shapes[0][-1]) if node.input_shapes and node.input_shapes[0] else 1
         return numel(out) * k
     return 0
 

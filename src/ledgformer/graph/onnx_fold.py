@@ -22,6 +22,9 @@ Attrs = dict[str, Any]
 
 #: results bigger than this (elements) are not folded (they are activations in disguise)
 MAX_FOLD_ELEMENTS = 1 << 20
+#: shape-only evaluation (int8 zeros, inputs zero-stride) goes up to this size: a Swin-384 stage
+#: (96 x 96 x 128) or BEiT-384's relative position bias (12 x 577 x 577) is above the fold limit
+MAX_SHAPE_ELEMENTS = 1 << 28
 
 
 def _axes(attrs: Attrs, vals: Vals, pos: int = 1) -> list[int] | None:
@@ -206,6 +209,34 @@ def _window_out(attrs: Attrs, x: Shape, kernel: Sequence[int], dilation: Sequenc
     )
 
 
+def einsum_dims(equation: str, shapes: Sequence[Shape]) -> tuple[Shape, int]:
+    """Output shape of an ``Einsum`` and the product of its summed-over index sizes (its MACs per
+    output element), e.g. ``bhlk,bhtk->bhlt`` on (1,2,5,8), (1,2,7,8): (1,2,5,7) and 8."""
+    lhs, arrow, rhs = equation.replace(" ", "").partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(shapes):
+        raise ValueError(f"equation '{equation}' has {len(terms)} operands, the node {len(shapes)}")
+    sizes: dict[str, int] = {}
+    ellipsis: Shape = ()
+    for term, shape in zip(terms, shapes, strict=True):
+        if "..." in term:
+            head, tail = term.split("...")
+            n_ell = len(shape) - len(head) - len(tail)
+            ellipsis = _broadcast([ellipsis, tuple(shape[len(head):len(head) + n_ell])])
+            term, shape = head + tail, (*shape[:len(head)], *shape[len(head) + n_ell:])
+        if len(term) != len(shape):
+            raise ValueError(f"einsum operand '{term}' does not match shape {tuple(shape)}")
+        for c, d in zip(term, shape, strict=True):
+            sizes[c] = max(sizes.get(c, 1), int(d))  # a 1 broadcasts
+    if not arrow:  # implicit output: the indices that occur once, in alphabetical order
+        letters = lhs.replace(".", "").replace(",", "")
+        rhs = ("..." if "..." in lhs else "") + "".join(sorted(c for c in set(letters)
+                                                                if letters.count(c) == 1))
+    pre, _, post = rhs.partition("...")
+    out = (*[sizes[c] for c in pre], *(ellipsis if "..." in rhs else ()), *[sizes[c] for c in post])
+    return out, math.prod(d for c, d in sizes.items() if c not in pre + post)
+
+
 def infer_shapes(
     op: str, attrs: Attrs, shapes: list[Shape | None], vals: Vals, n_outputs: int = 1
 ) -> list[Shape] | None:
@@ -244,9 +275,10 @@ def infer_shapes(
         return [tuple(x[p] for p in perm)]
     if op in ("Squeeze", "Unsqueeze", "Slice", "Expand", "Tile", "Gather", "Concat", "ConstantOfShape"):
         # evaluate the data-movement op on a zero array of the right shape: exact semantics
-        dummy = [np.zeros(s, np.int8) if v is None and s is not None else v
+        # (broadcast_to: no memory for the inputs; only a copying op allocates its int8 output)
+        dummy = [np.broadcast_to(np.int8(0), s) if v is None and s is not None else v
                  for s, v in zip(shapes, vals, strict=False)]
-        if any(d is None for d in dummy[:1]) or math.prod(x or ()) > MAX_FOLD_ELEMENTS:
+        if any(d is None for d in dummy[:1]) or math.prod(x or ()) > MAX_SHAPE_ELEMENTS:
             return None
         out = FOLDERS[op](attrs, dummy)
         return [tuple(int(d) for d in out[0].shape)]
@@ -264,6 +296,10 @@ def infer_shapes(
         if scales is None or not np.asarray(scales).size:
             return None
         return [tuple(math.floor(d * s) for d, s in zip(x, np.asarray(scales).ravel(), strict=False))]
+    if op == "Einsum":
+        if any(s is None for s in shapes):
+            return None
+        return [einsum_dims(str(attrs["equation"]), shapes)[0]]  # type: ignore[arg-type]
     if op == "Pad":
         pads = attrs.get("pads") or (vals[1].ravel().tolist() if vals[1] is not None else None)
         if pads is None:

@@ -49,7 +49,7 @@ from ledgformer.graph.onnx_patterns import fuse_patterns
 
 Shape = tuple[int, ...]
 #: bump when the importer's output changes for the same model (the zoo cache keys on it)
-IMPORTER_VERSION = 1
+IMPORTER_VERSION = 2
 #: constant inputs up to this size have their values read (bounds, scales, shape vectors)
 _SMALL = 4096
 #: ops never evaluated at import time even when their inputs are constant
@@ -177,7 +177,11 @@ class _Importer:
         return name in self.values or name in self.source
 
     def value(self, name: str) -> np.ndarray | None:
-        """The constant's value when it is small (weights are never materialised)."""
+        """The constant's value when it is small (weights are never materialised), following
+        exporter de-duplication (``Identity`` copies of an initializer, integer ones included:
+        BEiT's resize targets come through them)."""
+        while name in self.origin:
+            name = self.origin[name]
         if name in self.values:
             return self.values[name]
         t = self.inits.get(name)
@@ -185,12 +189,6 @@ class _Importer:
             self.values[name] = numpy_helper.to_array(t)
             return self.values[name]
         return None
-
-    def weight_value(self, source: str) -> np.ndarray | None:
-        """Values of a (small) weight, following exporter de-duplication."""
-        while source in self.origin:
-            source = self.origin[source]
-        return self.value(source)
 
     def _set_const(self, name: str, value: np.ndarray) -> None:
         self.values[name] = value
@@ -248,11 +246,13 @@ class _Importer:
         """Transpose/Reshape/... of a weight: still the same trainable tensor, new layout."""
         src = ins[0]
         in_shape = self.shapes[src]
-        dummy = np.zeros(in_shape, np.int8)
-        vals = [dummy] + [self.value(t) if t else None for t in ins[1:]]
-        outs = fold(node, attrs, vals, self.opset)
+        shapes = [in_shape] + [self.shapes.get(t) if t else None for t in ins[1:]]
+        vals = [None] + [self.value(t) if t else None for t in ins[1:]]
+        # shape-only inference: a big weight (DINOv2-base's 1,370 x 768 position table) is over
+        # the fold limit, and keeping its old shape would break every shape after it
+        outs = infer_shapes(node.op_type, attrs, shapes, vals)
         out = node.output[0]
-        self.shapes[out] = tuple(int(d) for d in outs[0].shape) if outs else in_shape
+        self.shapes[out] = outs[0] if outs else in_shape
         self.dtypes[out] = self.dtypes[src]
         self.source[out] = self.source[src]
 
@@ -363,7 +363,7 @@ def load_onnx(
         if progress is not None and (k % step == 0 or k == total - 1):
             progress(k + 1, total)
     graph_outputs = [imp.resolve(o.name) for o in model.graph.output]
-    fuse_patterns(imp.pnodes, graph_outputs, imp.weight_value)
+    fuse_patterns(imp.pnodes, graph_outputs, imp.value)
     first_shape, elem = next(iter(inputs.values()))
     dtype = helper.tensor_dtype_to_np_dtype(elem) if elem else np.dtype("float32")
     meta = {"source": "onnx", "name": name or default_name, "input_shape": first_shape,

@@ -15,6 +15,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ledgformer.graph.onnx_fold import einsum_dims
+
 Shape = tuple[int, ...]
 
 #: ONNX op type -> IR op for ops whose cost needs no attribute beyond shapes
@@ -218,6 +220,11 @@ def ir_op_and_attrs(p: PNode, opset: int) -> tuple[str, dict[str, Any]]:
         else:
             k, n = (w[-1], w[-2]) if p.act_pos == [1] else (w[-2], w[-1])
         return "gemm", {"in_features": int(k), "out_features": int(n), "bias": bool(a.get("bias"))}
+    if op == "Einsum" and len(p.in_shapes) == 2 and all(p.in_shapes):
+        # a product of two tensors (CvT's attention: bhlk,bhtk->bhlt); its MACs per output
+        # element are the sizes of the summed-over indices, not always the last input dim
+        _, reduce = einsum_dims(str(a["equation"]), p.in_shapes)  # type: ignore[arg-type]
+        return "matmul", {"equation": str(a["equation"]), "reduce": int(reduce)}
     if op in ("MaxPool", "AveragePool", "LpPool"):
         kernel = _ints(a["kernel_shape"])
         return ("maxpool" if op == "MaxPool" else "avgpool"), _window_attrs(p, kernel) | {
