@@ -112,6 +112,14 @@ def test_einsum_shape_inference(equation, shapes, out, reduce):
     assert infer_shapes("Einsum", {"equation": equation}, shapes, [None] * len(shapes)) == [out]
 
 
+def test_malformed_einsum_names_the_node():
+    assert infer_shapes("Einsum", {"equation": "ij,jk->iz"}, [(2, 3), (3, 4)], [None, None]) is None
+    es = helper.make_node("Einsum", ["a", "b"], ["y"], name="bad_einsum", equation="ij,jk->iz")
+    m = _model([es], [_vi("a", [2, 3]), _vi("b", [3, 4])], [_vi("y", None)])
+    with pytest.raises(OnnxImportError, match="bad_einsum"):
+        load_onnx(m)
+
+
 def test_resize_target_through_deduplicated_int_initializer():
     # exporters share equal initializers through Identity (BEiT's relative-position resize);
     # the integer copy must still fold into the Resize target instead of leaving its shape unknown

@@ -299,7 +299,10 @@ def infer_shapes(
     if op == "Einsum":
         if any(s is None for s in shapes):
             return None
-        return [einsum_dims(str(attrs["equation"]), shapes)[0]]  # type: ignore[arg-type]
+        try:
+            return [einsum_dims(str(attrs.get("equation", "")), shapes)[0]]  # type: ignore[arg-type]
+        except (ValueError, KeyError):  # a malformed equation: the caller names the node
+            return None
     if op == "Pad":
         pads = attrs.get("pads") or (vals[1].ravel().tolist() if vals[1] is not None else None)
         if pads is None:
