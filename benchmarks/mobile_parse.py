@@ -16,9 +16,10 @@ import argparse
 import sys
 import time
 
+import pandas as pd
 import torch
 
-from ledgformer.data.mobile import flops_agreement, load_mobile
+from ledgformer.data.mobile import FOLDER, flops_agreement, load_mobile
 from ledgformer.data.root import resolve_data_root
 
 
@@ -45,9 +46,17 @@ def main() -> int:
     agree = flops_agreement(data)
     print(f"FLOPS agreement: median relative error {agree['median_rel_err']:.4f}, "
           f"{agree['within_5pct']}/{agree['n']} (model, framework) pairs within 5%")
+    tables = {fw: pd.read_csv(root / FOLDER / f"{fw}_{args.kind}_e2e.csv").set_index("model")
+              for fw in data.meta["frameworks"]}
     for key, err in sorted(agree["per_model"].items(), key=lambda kv: -kv[1]):
-        if err > 0.05:
-            print(f"  {key}: {err:.3f}")
+        if err > 0.05:  # the CSV's size column is bytes: / 4 for fp32 parameters
+            model, fw = key.split("|")
+            graph = data.graphs[f"mmb/{'cnn' if args.kind == 'cnn' else 'vit'}/{model}"]
+            macs = sum(n.macs for n in graph.nodes if n.op in ("conv", "gemm", "matmul"))
+            row = tables[fw].loc[model]
+            print(f"  {key}: {err:.3f} (ours 2 x MACs {2 * macs / 1e9:.2f} G, CSV FLOPS "
+                  f"{row['flops'] / 1e9:.2f} G; our params {sum(n.params for n in graph.nodes) / 1e6:.2f} M, "
+                  f"CSV size / 4 {row['size'] / 4e6:.2f} M)")
     return 0 if len(data.graphs) >= args.min_parsed else 1
 
 

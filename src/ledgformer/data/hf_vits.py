@@ -123,9 +123,10 @@ VITS: dict[str, ViTSpec] = {
                                    "neck_hidden_sizes": [16, 16, 24, 48, 64, 80, 320], **_IN1K}),
     "mobilevitv2-1.0-imagenet1k-256": ViTSpec("apple/mobilevitv2-1.0-imagenet1k-256", "MobileViTV2Config",
                                               {"image_size": 256, "width_multiplier": 1.0, **_IN1K}),
-    # measured as an image classifier (the CSV's size is its 9.84 M params, not the 22.6 M of the
-    # DeepLabv3 model) at 256 x 256: its latency lies between widths 1.0 and 2.0 at 256 on every
-    # phone, where 512 would put it at 2.3x the MACs of width 2.0
+    # measured as an image classifier (the CSV's size / 4 bytes equals this classifier's parameter
+    # count, not the larger DeepLabv3 model's) at 256 x 256: its latency lies between widths 1.0
+    # and 2.0 at 256 on every phone, where 512 (4x its MACs at 256) would put it at 2.3x the MACs
+    # of width 2.0 (`python benchmarks/mobile_parse.py --kind transformer` prints both)
     "mobilevitv2-1.5-voc-deeplabv3": ViTSpec("apple/mobilevitv2-1.5-voc-deeplabv3", "MobileViTV2Config",
                                              {"image_size": 512, "width_multiplier": 1.5, "num_labels": 21},
                                              input_size=256),
