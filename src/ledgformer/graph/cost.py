@@ -61,11 +61,8 @@ def node_macs(node: Node) -> int:
         return numel(out) * int(a["in_features"])
     if node.op == "matmul":
         # (..., M, K) x (..., K, N): each output element takes K MACs (an einsum says its K)
-        if "reduce" in a:
-            k = int(a["reduce"])
-        else:
-            k = int(node.input_shapes[0][-1]) if node.input_shapes and node.input_shapes[0] else 1
-        return numel(out) * k
+        last = node.input_shapes[0][-1] if node.input_shapes and node.input_shapes[0] else 1
+        return numel(out) * int(a.get("reduce", last))
     return 0
 
 
