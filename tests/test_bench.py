@@ -77,8 +77,8 @@ def _forbid_training(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("ledgformer.train.trainer.run_experiment", fail)
 
 
-def test_tiny_suite_runs_and_resumes(tmp_path: Path, data_root: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tiny_suite_runs_and_resumes(tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
     args = _tiny_suite(tmp_path, data_root, monkeypatch, f"""seeds: [0, 1]
 variants:
   ours: {{features.encoder: onehot, model.d_model: 16, model.n_layers: 1, train.epochs: 2,
@@ -91,6 +91,12 @@ quick: {{seeds: [0], variants: [gbdt]}}
     quick = json.loads((res / "tiny-quick.json").read_text())
     assert [(r["variant"], r["seed"]) for r in quick["runs"]] == [("gbdt", 0)]
 
+    capsys.readouterr()
+    assert main([*args, "--dry-run"]) == 0  # plans only: nothing trains, no results file
+    out = capsys.readouterr().out
+    assert "4 runs planned, 0 reused from (no results file yet), 4 would train" in out
+    assert "train  N=60 | ours | seeds 0, 1" in out and not (res / "tiny.json").exists()
+
     assert main(args) == 0
     full = json.loads((res / "tiny.json").read_text())
     runs = sorted((r["variant"], r["seed"]) for r in full["runs"])
@@ -102,6 +108,9 @@ quick: {{seeds: [0], variants: [gbdt]}}
     assert (res / "tiny_test_kendall_tau.png").stat().st_size > 0
 
     _forbid_training(monkeypatch)
+    capsys.readouterr()
+    assert main([*args, "--dry-run"]) == 0
+    assert f"4 runs planned, 4 reused from {res / 'tiny.json'}, 0 would train" in capsys.readouterr().out
     assert main(args) == 0  # resumes: every run is already in the results file
     again = json.loads((res / "tiny.json").read_text())
     assert [r["key"] for r in again["runs"]] == [r["key"] for r in full["runs"]]
@@ -240,6 +249,9 @@ def test_code_version_and_rerun_retrain_finished_runs(tmp_path: Path, data_root:
 
     _forbid_training(monkeypatch)
     assert main(args) == 0  # same version: resumed
+    capsys.readouterr()
+    assert main([*args, "--dry-run", "--rerun", "gbdt"]) == 0
+    assert "1 runs planned, 0 reused" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="trained again"):
         main([*args, "--rerun", "gbdt"])
     assert main([*args, "--rerun", "gdbt"]) == 2

@@ -13,7 +13,8 @@ EPILOG = """examples:
   ledgformer bench nb201-acc                # the full suite the README quotes
   ledgformer bench configs/bench/my-suite.yaml --seeds 0,1 --jobs 2
   ledgformer bench --readme                 # regenerate README.md's Results block from results/
-  ledgformer bench nnlqp --rerun gbdt         # train the gbdt runs again (after a fix to it)
+  ledgformer bench nnlqp --rerun gbdt       # train the gbdt runs again (after a fix to it)
+  ledgformer bench nnlqp --dry-run          # which runs would train, which are reused; trains none
 Suites live in configs/bench/<SUITE>.yaml; a rerun resumes (finished runs with the same config
 and results version are kept)."""
 
@@ -33,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="trainings at once, in worker processes of 1 torch thread each (default 1)")
     p.add_argument("--rerun", action="append", default=[], metavar="VARIANT",
                    help="train this variant's finished runs again (repeatable; e.g. after a fix to it)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print which runs would train and which finished runs are reused; train none")
     p.add_argument("--readme", nargs="?", const="README.md", default=None, metavar="FILE",
                    help="after the suite (or alone), rewrite FILE's generated Results block from "
                    "--results-dir (default FILE: README.md)")
@@ -51,7 +54,7 @@ def suite_path(name: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ledgformer.train.bench import run_suite
+    from ledgformer.train.bench import plan_suite, run_suite
     from ledgformer.train.bench_report import update_readme
 
     if not args.suite and not args.readme:
@@ -64,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
             except ValueError as err:
                 raise LedgformerError(f"--seeds must be comma-separated integers, got {args.seeds!r}") \
                     from err
+        if args.dry_run:
+            print_plan(plan_suite(suite_path(args.suite), quick=args.quick, results_dir=args.results_dir,
+                                  runs_dir=args.runs_dir, seeds=seeds, rerun=args.rerun))
+            return 0
         # as typed, minus what cannot change a number (--rerun); --jobs stays: it sets the wall time
         command = " ".join(["ledgformer bench", shlex.quote(args.suite)] + (["--quick"] if args.quick else [])
                            + ([f"--seeds {args.seeds}"] if args.seeds else [])
@@ -82,3 +89,17 @@ def run(args: argparse.Namespace) -> int:
         changed = update_readme(args.readme, args.results_dir)
         print(f"{args.readme}: results block {'updated' if changed else 'unchanged'}")
     return 0
+
+
+def print_plan(plan: dict) -> None:
+    """One line per (setting, variant): how many of its seeds would train; then the totals."""
+    from collections import defaultdict
+
+    train: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for _, head, _ in plan["todo"]:
+        train[(head["setting"], head["variant"])].append(head["seed"])
+    source = plan["results_file"] if plan["old"] else "(no results file yet)"
+    print(f"suite {plan['name']}: {len(plan['grid'])} runs planned, {len(plan['reused'])} reused from "
+          f"{source}, {len(plan['todo'])} would train")
+    for (setting, variant), seeds in train.items():
+        print(f"  train  {setting} | {variant} | seeds {', '.join(map(str, seeds))}")

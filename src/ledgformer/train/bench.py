@@ -194,6 +194,48 @@ def machine_info() -> dict[str, Any]:
             "torch": torch.__version__, "platform": platform.platform()}
 
 
+def plan_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path = "results",
+               runs_dir: str | Path = "runs/bench", seeds: Sequence[int] | None = None,
+               rerun: Sequence[str] = ()) -> dict[str, Any]:
+    """What :func:`run_suite` would do, without training: the suite as resolved, its name, the grid
+    of (setting, variant, seed), the earlier results file, the finished runs it reuses (grid index
+    -> run) and the runs it would train (grid index, head, resolved config)."""
+    from ledgformer.train.config import load_config
+
+    full = load_suite(path)
+    suite = _quick(full) if quick else {**full, "extra": {}}
+    if seeds is not None:
+        suite["seeds"] = list(seeds)
+    unknown = [v for v in rerun if v not in full["variants"]]
+    if unknown:
+        raise LedgformerError(f"rerun names unknown variant(s) {unknown}; this suite's variants: "
+                              f"{', '.join(full['variants'])}")
+    name = suite["suite"] + ("-quick" if quick else "")
+    out_json = Path(results_dir) / f"{name}.json"
+    old = json.loads(out_json.read_text()) if out_json.is_file() else {}
+    done = {r["key"]: r for r in old.get("runs", []) if r.get("results_version", 1) == RESULTS_VERSION}
+    limit = suite["limit"]
+    # seed-major: a suite stopped part-way has every setting and variant for its first seeds
+    grid = [(s, v, seed) for seed in suite["seeds"] for s in suite["settings"] for v in suite["variants"]
+            if v not in limit or s in limit[v]]
+    reused: dict[int, dict[str, Any]] = {}
+    todo: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+    for i, (setting, variant, seed) in enumerate(grid):
+        ov = _overrides(suite["settings"][setting], suite["variants"][variant], suite["extra"])
+        out = Path(runs_dir) / name / _slug(setting) / _slug(variant) / f"seed{seed}"
+        cfg = load_config(suite["base"], [*ov, f"seed={seed}", f"out={out}", "train.progress=false"])
+        key = _run_key(cfg, suite["shots"])
+        head = {"key": key, "setting": setting, "variant": variant, "seed": seed}
+        prev = None if variant in rerun else \
+            done.get(key) or _earlier_run(old.get("runs", []), head, cfg, suite["shots"])
+        if prev is not None:
+            reused[i] = {**prev, "key": key}
+        else:
+            todo.append((i, head, cfg))
+    return {"suite": suite, "name": name, "results_file": out_json, "old": old, "grid": grid,
+            "reused": reused, "todo": todo}
+
+
 def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path = "results",
               runs_dir: str | Path = "runs/bench", seeds: Sequence[int] | None = None,
               progress: bool = True, command: str = "", jobs: int = 1,
@@ -211,49 +253,23 @@ def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path 
 
     from ledgformer import __version__
     from ledgformer.train.checkpoint import code_versions
-    from ledgformer.train.config import load_config
 
-    full = load_suite(path)
-    suite = _quick(full) if quick else {**full, "extra": {}}
-    if seeds is not None:
-        suite["seeds"] = list(seeds)
     if jobs < 1:
         raise LedgformerError(f"jobs must be >= 1, got {jobs}")
-    unknown = [v for v in rerun if v not in full["variants"]]
-    if unknown:
-        raise LedgformerError(f"rerun names unknown variant(s) {unknown}; this suite's variants: "
-                              f"{', '.join(full['variants'])}")
-    name = suite["suite"] + ("-quick" if quick else "")
-    out_json = Path(results_dir) / f"{name}.json"
-    old = json.loads(out_json.read_text()) if out_json.is_file() else {}
-    done = {r["key"]: r for r in old.get("runs", []) if r.get("results_version", 1) == RESULTS_VERSION}
-    limit = suite["limit"]
-    # seed-major: a suite stopped part-way has every setting and variant for its first seeds
-    grid = [(s, v, seed) for seed in suite["seeds"] for s in suite["settings"] for v in suite["variants"]
-            if v not in limit or s in limit[v]]
+    plan = plan_suite(path, quick=quick, results_dir=results_dir, runs_dir=runs_dir, seeds=seeds,
+                      rerun=rerun)
+    suite, name, old, grid = plan["suite"], plan["name"], plan["old"], plan["grid"]
+    runs: dict[int, dict[str, Any]] = dict(plan["reused"])
+    todo = plan["todo"]
     results: dict[str, Any] = {
         "suite": suite["suite"], "quick": quick, "description": suite.get("description", ""),
         "command": command, "base_config": suite["base"], "seeds": suite["seeds"],
         "settings": suite["settings"], "variants": suite["variants"], "metrics": suite["metrics"],
-        "limit": limit, "shots": suite["shots"], "tables": suite.get("tables") or [],
+        "limit": suite["limit"], "shots": suite["shots"], "tables": suite.get("tables") or [],
         "machine": machine_info(), "ledgformer": __version__, "versions": code_versions(None),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"), "n_planned": len(grid), "runs": [],
     }
     commit = git_commit()
-    runs: dict[int, dict[str, Any]] = {}
-    todo: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
-    for i, (setting, variant, seed) in enumerate(grid):
-        ov = _overrides(suite["settings"][setting], suite["variants"][variant], suite["extra"])
-        out = Path(runs_dir) / name / _slug(setting) / _slug(variant) / f"seed{seed}"
-        cfg = load_config(suite["base"], [*ov, f"seed={seed}", f"out={out}", "train.progress=false"])
-        key = _run_key(cfg, suite["shots"])
-        head = {"key": key, "setting": setting, "variant": variant, "seed": seed}
-        prev = None if variant in rerun else \
-            done.get(key) or _earlier_run(old.get("runs", []), head, cfg, suite["shots"])
-        if prev is not None:
-            runs[i] = {**prev, "key": key}
-        else:
-            todo.append((i, head, cfg))
     # a resumed suite counts the earlier session's time; one whose runs all train again does not
     t_start = time.time() - float(old.get("wall_seconds", 0.0)) if runs else time.time()
 
@@ -300,4 +316,4 @@ def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path 
     return results
 
 
-__all__ = ["RESULTS_VERSION", "git_commit", "load_suite", "machine_info", "run_suite"]
+__all__ = ["RESULTS_VERSION", "git_commit", "load_suite", "machine_info", "plan_suite", "run_suite"]
