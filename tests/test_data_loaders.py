@@ -73,6 +73,11 @@ def test_nb201_live_cells(nb201_acc: dict[str, BenchmarkData], data_root: Path) 
         g = live.graphs[f"nb201/{i}"]
         assert g.meta["name"] == archs[i]
         assert g.to_dict()["nodes"] == nb201.cell_graph(nb201.live_arch(archs[i])).to_dict()["nodes"]
+    flow = load_benchmark("nb201-cifar10", data_root, live_cells=True, none_edges=False, show_progress=False)
+    assert flow.meta["none_edges"] is False and "none ops without edges" in flow.meta["graphs"]
+    for i in (0, 1, 500, 15624):
+        want = nb201.cell_graph(nb201.live_arch(archs[i]), none_edges=False)
+        assert flow.graphs[f"nb201/{i}"].edges == want.edges
 
 
 def test_ids_consistent_between_naslib_help_and_mini(nb201_acc: dict[str, BenchmarkData],

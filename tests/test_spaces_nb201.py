@@ -50,6 +50,12 @@ def test_cell_graph_adjacency_hand_checked():
     # NAR-Former / TNASP wiring
     assert g.edges == [(0, 1), (0, 2), (0, 4), (1, 3), (1, 5), (2, 6), (3, 6), (4, 7), (5, 7), (6, 7)]
     assert g.meta["source"] == "nb201" and g.meta["name"] == MIXED
+    # without the edges of the 'none' op (node 3, edge 1->2): the wiring of the real data flow
+    flow = nb201.cell_graph(MIXED, none_edges=False)
+    assert [n.op for n in flow.nodes] == ops
+    assert flow.edges == [(0, 1), (0, 2), (0, 4), (1, 5), (2, 6), (4, 7), (5, 7), (6, 7)]
+    empty = nb201.cell_graph("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", none_edges=False)
+    assert len(empty) == 8 and empty.edges == []
 
 
 def _torch_tiny_network(num_classes: int = 10):

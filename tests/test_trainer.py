@@ -225,11 +225,14 @@ def test_select_last_keeps_the_final_weights_and_never_stops_early() -> None:
         _trainer("accuracy", epochs=1, select="final").fit()
 
 
-def test_live_cells_only_for_nb201_cells() -> None:
+def test_cell_options_only_for_nb201_cells() -> None:
     from ledgformer.train.tasks import accuracy_task
 
     cfg = load_config(None, ["data.benchmark=nb101-cifar10", "data.live_cells=true"])
     with pytest.raises(LedgformerError, match="live_cells applies to NAS-Bench-201"):
+        accuracy_task(cfg, 0)
+    cfg = load_config(None, ["data.benchmark=nb101-cifar10", "data.none_edges=false"])
+    with pytest.raises(LedgformerError, match="none_edges applies to NAS-Bench-201"):
         accuracy_task(cfg, 0)
 
 

@@ -4,9 +4,10 @@ A model is an ``ArchGraph``, an ONNX (or IR JSON) path, a ``pytorchcv:``/``timm:
 ``torchvision:`` name, a ``torch.nn.Module`` (with ``input_shape``), a NAS-Bench-201 arch string
 or NASLib op tuple, or a NAS-Bench-101 cell (``{"matrix", "ops"}`` or ``(matrix, ops)``). NAS
 archs become the 8-node cell graph (accuracy predictors), that of the NB201 arch's live cell
-(``live-cell``: dead ops as ``none``, for predictors trained with ``data.live_cells``; NB101
-cells are pruned in either cell form) or the whole CIFAR network (latency predictors): the
-predictor's ``arch_form`` says which, as it was trained.
+(``live-cell``: dead ops as ``none``, for predictors trained with ``data.live_cells``;
+``flow-cell`` / ``live-flow-cell``: the same without the edges of ``none`` ops, for
+``data.none_edges: false``; NB101 cells are pruned in every cell form) or the whole CIFAR network
+(latency predictors): the predictor's ``arch_form`` says which, as it was trained.
 
 Each input gets a *key* that identifies its featurised graph: NAS archs are keyed by their
 canonical string (no graph is built when the key is already cached); other graphs by their
@@ -26,7 +27,7 @@ from ledgformer.errors import LedgformerError
 from ledgformer.graph.ir import ArchGraph
 from ledgformer.hardware import HardwareCard, load_card
 
-ARCH_FORMS = ("cell", "live-cell", "network")
+ARCH_FORMS = ("cell", "live-cell", "flow-cell", "live-flow-cell", "network")
 
 
 @dataclass
@@ -63,7 +64,9 @@ def default_arch_form(task: str, config: Mapping[str, Any]) -> str:
     """How NAS archs become graphs for a model of ``task`` trained with run ``config``."""
     if task == "latency":
         return "network"
-    return "live-cell" if (config.get("data") or {}).get("live_cells") else "cell"
+    data = config.get("data") or {}
+    return ("live-" if data.get("live_cells") else "") + \
+        ("cell" if data.get("none_edges", True) else "flow-cell")
 
 
 def is_nb201_string(text: str) -> bool:
@@ -75,11 +78,12 @@ def _nb201(arch: str, form: str) -> ModelRef:
 
     ops = nb201.arch_str_to_ops(arch)  # validates (clear error naming the string)
     canon = nb201.ops_to_arch_str(ops)
-    if form == "live-cell":  # functionally identical cells share one key and one graph
-        live = nb201.live_arch(canon)
-        return ModelRef(f"nb201:{form}:{live}", canon, lambda: nb201.cell_graph(live))
-    build = (lambda: nb201.cell_graph(canon)) if form == "cell" else (lambda: nb201.network_graph(canon))
-    return ModelRef(f"nb201:{form}:{canon}", canon, build)
+    if form == "network":
+        return ModelRef(f"nb201:{form}:{canon}", canon, lambda: nb201.network_graph(canon))
+    # live forms: functionally identical cells share one key and one graph
+    arch = nb201.live_arch(canon) if form.startswith("live-") else canon
+    none_edges = not form.endswith("flow-cell")
+    return ModelRef(f"nb201:{form}:{arch}", canon, lambda: nb201.cell_graph(arch, none_edges=none_edges))
 
 
 def _nb101(matrix: Any, ops: Any, form: str) -> ModelRef:
@@ -87,7 +91,7 @@ def _nb101(matrix: Any, ops: Any, form: str) -> ModelRef:
 
     m, pops = nb101.prune(matrix, ops)
     name = nb101.spec_name(m, pops)
-    form = "cell" if form == "live-cell" else form  # pruned cells are live already
+    form = "network" if form == "network" else "cell"  # pruned cells are live and have no none op
     build = (lambda: nb101.cell_graph(m, pops)) if form == "cell" else (lambda: nb101.network_graph(m, pops))
     return ModelRef(f"nb101:{form}:{name}", name, build)
 

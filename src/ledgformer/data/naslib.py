@@ -46,28 +46,29 @@ def _parse_tuple(text: str, path: Path) -> tuple[int, ...]:
 
 
 def nb201_cell_graphs(arch_strings: dict[str, str], show_progress: bool = True,
-                      live: bool = False) -> tuple[dict, dict]:
+                      live: bool = False, none_edges: bool = True) -> tuple[dict, dict]:
     """Cell graphs of NB201 archs (id -> arch string), shared cache across the accuracy sets;
-    ``live``: of ``nb201.live_arch`` (dead ops as ``none``), the arch string stays the graph's name."""
+    ``live``: of ``nb201.live_arch`` (dead ops as ``none``), the arch string stays the graph's name;
+    ``none_edges=False``: ``none`` ops without edges (``nb201.cell_graph``)."""
     from ledgformer.data.graph_cache import cached_graphs
     from ledgformer.spaces import nb201
 
-    if not live:
-        return cached_graphs("nb201-cells", [nb201], arch_strings, nb201.cell_graph, show_progress)
-
     def build(arch: str) -> ArchGraph:
-        live = nb201.live_arch(arch)
-        graph = nb201.cell_graph(live)
-        graph.meta.update(name=arch, live_arch=live)
+        graph = nb201.cell_graph(nb201.live_arch(arch) if live else arch, none_edges=none_edges)
+        if live:
+            graph.meta.update(name=arch, live_arch=nb201.live_arch(arch))
         return graph
 
-    return cached_graphs("nb201-live-cells", [nb201], arch_strings, build, show_progress)
+    name = "nb201-live-cells" if live else "nb201-cells"
+    return cached_graphs(name if none_edges else f"{name}-flow", [nb201], arch_strings, build, show_progress)
 
 
 def load_nb201_accuracy(root: Path, dataset: str, with_graphs: bool = True,
-                        show_progress: bool = True, live_cells: bool = False) -> BenchmarkData:
+                        show_progress: bool = True, live_cells: bool = False,
+                        none_edges: bool = True) -> BenchmarkData:
     """200-epoch validation accuracy (%) of the 15,625 NB201 archs on ``dataset``; ``live_cells``:
-    graphs of ``nb201.live_arch`` (functionally identical cells share one graph)."""
+    graphs of ``nb201.live_arch`` (functionally identical cells share one graph); ``none_edges``:
+    see ``nb201.cell_graph``."""
     from ledgformer.spaces import nb201
 
     index = {s: i for i, s in enumerate(nb201.all_arch_strings())}
@@ -88,12 +89,14 @@ def load_nb201_accuracy(root: Path, dataset: str, with_graphs: bool = True,
             strings[gid] = arch
             records.append(Record(gid, acc, "accuracy", None,
                                   {"index": i, "dataset": dataset, "naslib_idx": int(row["idx"])}))
-    graphs, failures = nb201_cell_graphs(strings, show_progress, live_cells) if with_graphs else ({}, {})
+    graphs, failures = nb201_cell_graphs(strings, show_progress, live_cells, none_edges) \
+        if with_graphs else ({}, {})
     return BenchmarkData(f"nb201-{dataset}", graphs, records, failures=failures, meta={
         "source": str(root / "naslib" / "nb201_zen_run"), "dataset": dataset,
         "target": "200-epoch validation accuracy %",
-        "graphs": "NB201 cells (8 nodes)" + (", dead ops as none" if live_cells else ""),
-        "live_cells": live_cells})
+        "graphs": "NB201 cells (8 nodes)" + (", dead ops as none" if live_cells else "")
+        + ("" if none_edges else ", none ops without edges"),
+        "live_cells": live_cells, "none_edges": none_edges})
 
 
 def load_nb101(root: Path, with_graphs: bool = True, show_progress: bool = True) -> BenchmarkData:

@@ -156,8 +156,14 @@ def all_arch_strings() -> list[str]:
     return archs
 
 
-def cell_graph(arch: str) -> ArchGraph:
-    """The 8-node ops-as-nodes cell DAG (input, 6 edge ops in string order, output)."""
+def cell_graph(arch: str, none_edges: bool = True) -> ArchGraph:
+    """The 8-node ops-as-nodes cell DAG (input, 6 edge ops in string order, output).
+
+    ``none_edges=False`` keeps the ``none`` ops as nodes but drops their edges, so the wiring
+    follows the cell's real data flow: with the fixed DAG every arch has the same structural
+    relations (only the node ops differ), without those edges a model's relation bias and the
+    degree features see which paths carry data.
+    """
     ops = arch_str_to_ops(arch)
     nodes = [Node(op="input", name="input", raw_op="input")]
     for i, op in enumerate(ops):
@@ -166,7 +172,9 @@ def cell_graph(arch: str) -> ArchGraph:
         nodes.append(Node(op=vocab_op, name=f"edge_{src}_{dst}", attrs=dict(attrs), raw_op=op))
     nodes.append(Node(op="output", name="output", raw_op="output"))
     meta = {"source": "nb201", "kind": "cell", "name": arch, "input_shape": None, "batch_size": None}
-    return ArchGraph(nodes, list(_CELL_EDGES), meta)
+    edges = [(i, j) for i, j in _CELL_EDGES
+             if none_edges or (nodes[i].raw_op != "none" and nodes[j].raw_op != "none")]
+    return ArchGraph(nodes, edges, meta)
 
 
 def _relu_conv_bn(b: GraphBuilder, x: T, c_out: int, kernel: int, stride: int, name: str) -> T:

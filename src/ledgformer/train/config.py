@@ -31,6 +31,9 @@ DEFAULTS: dict[str, Any] = {
         # NB201 accuracy: ops that cannot change the cell output become 'none' in the cell graph,
         # so functionally identical cells share one graph (spaces.nb201.live_arch)
         "live_cells": False,
+        # NB201 accuracy: false drops the edges of 'none' ops from the cell graph, so its wiring
+        # (the model's structural relations, degrees) follows the real data flow of each arch
+        "none_edges": True,
         # accuracy tasks, design studies: this many archs drawn (seeded) from the test pool form a
         # "holdout" part that is scored (holdout.*) but never used for selection, and leave test;
         # it compares choices that the valid split cannot (e.g. train.select, whose "best" valid

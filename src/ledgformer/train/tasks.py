@@ -92,6 +92,8 @@ def _version(bench: BenchmarkData, split_fp: str) -> dict[str, Any]:
            "split": split_fp}
     if bench.meta.get("live_cells"):  # only then, so older checkpoints still match
         out["live_cells"] = True
+    if bench.meta.get("none_edges") is False:
+        out["none_edges"] = False
     return out
 
 
@@ -109,12 +111,13 @@ def accuracy_task(cfg: Mapping[str, Any], seed: int) -> TaskData:
     from ledgformer.data.splits import sample_split
 
     d = cfg["data"]
-    opts = {}
-    if d["live_cells"]:
-        if not str(d["benchmark"]).startswith("nb201-"):
-            raise LedgformerError(f"data.live_cells applies to NAS-Bench-201 cells (nb201-*), "
-                                  f"not to data.benchmark={d['benchmark']!r}")
-        opts["live_cells"] = True
+    opts: dict[str, bool] = {}
+    for key, default in (("live_cells", False), ("none_edges", True)):
+        if bool(d[key]) != default:
+            if not str(d["benchmark"]).startswith("nb201-"):
+                raise LedgformerError(f"data.{key} applies to NAS-Bench-201 cells (nb201-*), "
+                                      f"not to data.benchmark={d['benchmark']!r}")
+            opts[key] = bool(d[key])
     bench = load_benchmark(d["benchmark"], d["data_root"], **opts)
     recs = [r for r in bench.records if r.kind == "accuracy"]
     if not recs:
