@@ -181,7 +181,8 @@ def test_live_cell_predictor_gives_functionally_identical_cells_one_prediction(t
     assert live.arch_form == "live-cell"
     assert live.predict(a) == live.predict(b) == live.predict(nb201.live_arch(a))
     # data.none_edges false: the live cell without the edges of its 'none' ops
-    flow = Predictor(p.model, name="flow", encoder=p.encoder, model_name=p.model_name, model_config=p.model_config,
+    flow = Predictor(p.model, name="flow", encoder=p.encoder, model_name=p.model_name,
+                     model_config=p.model_config,
                      config={**p.config, "data": {"live_cells": True, "none_edges": False}})
     flow = Predictor.load(flow.save(tmp_path / "flow.pt"))
     assert flow.arch_form == "live-flow-cell"

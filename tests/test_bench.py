@@ -259,3 +259,26 @@ def test_code_version_and_rerun_retrain_finished_runs(tmp_path: Path, data_root:
     monkeypatch.setattr(bench, "RESULTS_VERSION", bench.RESULTS_VERSION + 1)
     with pytest.raises(AssertionError, match="trained again"):
         main(args)
+
+
+def test_git_commit_is_dirty_for_code_changes_not_for_results(tmp_path: Path) -> None:
+    import subprocess
+
+    from ledgformer.train.bench import git_commit
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results" / "suite.json").write_text("{}")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "c")
+    sha = git_commit(tmp_path)
+    assert sha is not None and len(sha) == 40
+    (tmp_path / "results" / "suite.json").unlink()  # a suite's results moved aside: still clean
+    assert git_commit(tmp_path / "results") == sha
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == sha + "+dirty"

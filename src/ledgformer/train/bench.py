@@ -162,15 +162,18 @@ def _run_one(cfg: dict[str, Any], shots: Sequence[int]) -> tuple[dict[str, Any],
     return metrics, time.time() - t0
 
 
-def git_commit() -> str | None:
-    """The checkout's commit (``+dirty`` with uncommitted changes), or None outside a git checkout."""
+def git_commit(where: str | Path | None = None) -> str | None:
+    """The commit of the checkout holding ``where`` (default: this package), ``+dirty`` when a
+    tracked file outside ``results/`` has uncommitted changes (a suite rerun from scratch starts by
+    moving its results file aside, which changes no number); None outside a git checkout."""
     import subprocess
 
-    here = Path(__file__).parent
+    here = Path(where) if where is not None else Path(__file__).parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ":(top)", ":(top,exclude)results"], cwd=here,
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
