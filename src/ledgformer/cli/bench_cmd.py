@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_plan(plan: dict) -> None:
-    """One line per (setting, variant): how many of its seeds would train; then the totals."""
+    """The totals (planned, reused, to train), then each (setting, variant) that would train with its
+    seeds."""
     from collections import defaultdict
 
     train: dict[tuple[str, str], list[int]] = defaultdict(list)
