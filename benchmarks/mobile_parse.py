@@ -52,11 +52,10 @@ def main() -> int:
         if err > 0.05:  # the CSV's size column is bytes: / 4 for fp32 parameters
             model, fw = key.split("|")
             graph = data.graphs[f"mmb/{'cnn' if args.kind == 'cnn' else 'vit'}/{model}"]
-            macs = sum(n.macs for n in graph.nodes if n.op in ("conv", "gemm", "matmul"))
-            row = tables[fw].loc[model]
-            print(f"  {key}: {err:.3f} (ours 2 x MACs {2 * macs / 1e9:.2f} G, CSV FLOPS "
-                  f"{row['flops'] / 1e9:.2f} G; our params {sum(n.params for n in graph.nodes) / 1e6:.2f} M, "
-                  f"CSV size / 4 {row['size'] / 4e6:.2f} M)")
+            ours, csv = agree["flops"][key]
+            print(f"  {key}: {err:.3f} (ours 2 x MACs {ours / 1e9:.2f} G, CSV FLOPS {csv / 1e9:.2f} G; "
+                  f"our params {graph.params / 1e6:.2f} M, CSV size / 4 "
+                  f"{tables[fw].loc[model, 'size'] / 4e6:.2f} M)")
     return 0 if len(data.graphs) >= args.min_parsed else 1
 
 

@@ -204,10 +204,11 @@ def load_mobile(root: Path, kind: str = "cnn", frameworks: tuple[str, ...] | lis
 def flops_agreement(data: BenchmarkData) -> dict[str, Any]:
     """Relative error of ``2 x`` Conv+Gemm+MatMul MACs of each graph against the CSV FLOPS column.
 
-    One value per (model, framework); ``median_rel_err`` over all, ``per_model`` the largest error
-    of each model.
+    One value per (model, framework) (``per_model``, keyed ``model|framework``; ``flops`` the pair
+    compared: ours, the CSV's); ``median_rel_err`` over all.
     """
     per_model: dict[str, float] = {}
+    pairs: dict[str, tuple[float, float]] = {}
     errors: list[float] = []
     for r in data.records:
         graph = data.graphs.get(r.graph_id)
@@ -217,11 +218,13 @@ def flops_agreement(data: BenchmarkData) -> dict[str, Any]:
             continue
         ours = 2.0 * sum(n.macs for n in graph.nodes if n.op in ("conv", "gemm", "matmul"))
         per_model[key] = abs(ours - flops) / flops
+        pairs[key] = (ours, flops)
         errors.append(per_model[key])
     if not errors:
         raise LedgformerError(f"{data.name}: no graph with a FLOPS value to compare")
     return {"median_rel_err": median(errors), "n": len(errors),
-            "within_5pct": sum(e <= 0.05 for e in errors), "per_model": per_model}
+            "within_5pct": sum(e <= 0.05 for e in errors), "per_model": per_model,
+            "flops": pairs}
 
 
 __all__ = ["CNN_INPUT", "FOLDER", "FRAMEWORKS", "US_PER_MS", "build_cnn", "family_of", "flops_agreement",

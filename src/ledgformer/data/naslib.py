@@ -54,9 +54,10 @@ def nb201_cell_graphs(arch_strings: dict[str, str], show_progress: bool = True,
     from ledgformer.spaces import nb201
 
     def build(arch: str) -> ArchGraph:
-        graph = nb201.cell_graph(nb201.live_arch(arch) if live else arch, none_edges=none_edges)
-        if live:
-            graph.meta.update(name=arch, live_arch=nb201.live_arch(arch))
+        if not live:
+            return nb201.cell_graph(arch, none_edges=none_edges)
+        graph = nb201.cell_graph(live_arch := nb201.live_arch(arch), none_edges=none_edges)
+        graph.meta.update(name=arch, live_arch=live_arch)
         return graph
 
     name = "nb201-live-cells" if live else "nb201-cells"
