@@ -225,6 +225,21 @@ def test_select_last_keeps_the_final_weights_and_never_stops_early() -> None:
         _trainer("accuracy", epochs=1, select="final").fit()
 
 
+def test_select_metric_mape_picks_the_epoch_of_lowest_valid_mape() -> None:
+    """train.select_metric=mape: the kept weights are those of the epoch whose valid MAPE was lowest
+    (the rho-selected run may keep another); its valid score is minus that MAPE."""
+    from ledgformer.train.metrics import mape
+
+    tr = _trainer("latency", epochs=8, select_metric="mape")
+    summary = tr.fit()
+    scores = [row["valid_score"] for row in tr.history]
+    assert summary["best_epoch"] == int(np.argmax(scores)) and max(scores) < 0
+    valid = tr.data.parts["valid"]
+    assert np.isclose(-mape(tr.data.target[valid], tr.predict(valid)), summary["best_valid_score"])
+    with pytest.raises(LedgformerError, match=r"train\.select_metric"):
+        _trainer("latency", epochs=1, select_metric="rmse").fit()
+
+
 def test_cell_options_only_for_nb201_cells() -> None:
     from ledgformer.train.tasks import accuracy_task
 

@@ -84,6 +84,10 @@ DEFAULTS: dict[str, Any] = {
         # a lucky early epoch as often as a good one); valid is still evaluated and reported
         "select": "best",
         "ema": 0.0,  # > 0: decay of an exponential moving average of the weights, used for selection
+        # what "best" means on the valid part of a latency task: "spearman" (mean per-device rho:
+        # ranking only) or "mape" (absolute error; where the latency itself is the answer, as in
+        # zero-shot on an unseen phone). Accuracy tasks always select on Kendall tau.
+        "select_metric": "spearman",
         "eval_every": 1,
         "eval_batch_size": 256,
         "threads": 2,

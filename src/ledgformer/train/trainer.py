@@ -26,8 +26,11 @@ from torch import nn
 
 from ledgformer.errors import LedgformerError
 from ledgformer.model.features import collate
-from ledgformer.train.metrics import device_key, grouped_report, regression_report, spearman
+from ledgformer.train.metrics import device_key, grouped_report, mape, regression_report, spearman
 from ledgformer.train.tasks import TaskData
+
+#: ``train.select_metric`` values (latency tasks): what the valid score that picks the weights is
+SELECT_METRICS = ("spearman", "mape")
 
 
 def set_seed(seed: int) -> None:
@@ -193,6 +196,9 @@ class Trainer:
         if select not in ("best", "last"):
             raise LedgformerError(f"train.select must be 'best' or 'last', got {select!r}")
         last = select == "last"  # keep the final weights: no early stop on a tiny valid split
+        if c.get("select_metric", "spearman") not in SELECT_METRICS:
+            raise LedgformerError(f"train.select_metric must be one of {', '.join(SELECT_METRICS)}, "
+                                  f"got {c['select_metric']!r}")
         t0 = time.time()
         limit = float(c["max_minutes"]) * 60 if c.get("max_minutes") else math.inf
         n_seen = 0
@@ -256,13 +262,16 @@ class Trainer:
         return np.exp(out) if self.data.kind == "latency" else out
 
     def valid_score(self) -> float:
-        """Kendall tau (accuracy) or the mean per-device Spearman rho (latency) on the valid part."""
+        """Higher is better: Kendall tau (accuracy); for latency the mean per-device Spearman rho,
+        or minus the MAPE with ``train.select_metric=mape``, on the valid part."""
         idx = self.data.parts["valid"]
         if idx.size == 0:
             raise LedgformerError("the validation part is empty: model selection needs it")
         pred, true = self.predict(idx), self.data.target[idx]
         if self.data.kind == "accuracy":
             return regression_report(true, pred, higher_is_better=True)["kendall_tau"]
+        if self.cfg.get("select_metric", "spearman") == "mape":
+            return -mape(true, pred)
         groups = np.asarray(self.data.group(idx))
         return float(np.mean([spearman(true[groups == g], pred[groups == g]) for g in np.unique(groups)]))
 
