@@ -90,7 +90,7 @@ def test_node_features_are_finite_and_sized(data) -> None:
 
 
 @pytest.mark.parametrize(("task", "kw"), [("latency", {}), ("accuracy", {}), ("latency", {"op_totals": True}),
-                                         ("latency", {"roofline": True})])
+                                         ("latency", {"roofline": True}), ("accuracy", {"local_mp": True})])
 def test_alone_equals_padded_batch(data, task, kw) -> None:
     items, emb, hw = data
     m = _model(task, **kw)
@@ -101,7 +101,7 @@ def test_alone_equals_padded_batch(data, task, kw) -> None:
         assert torch.allclose(alone, batch[k:k + 1], atol=1e-5)
 
 
-@pytest.mark.parametrize("kw", [{}, {"op_totals": True}, {"roofline": True}])
+@pytest.mark.parametrize("kw", [{}, {"op_totals": True}, {"roofline": True}, {"local_mp": True}])
 def test_permutation_invariance(data, kw) -> None:
     items, emb, hw = data
     m = _model(**kw)
@@ -110,6 +110,31 @@ def test_permutation_invariance(data, kw) -> None:
     perm = rng.permutation(len(g))
     one = hw.index(torch.tensor([0]))
     assert torch.allclose(m(collate([g], emb), one), m(collate([g.permuted(perm)], emb), one), atol=1e-5)
+
+
+def test_local_mp_sums_parents_and_children(data) -> None:
+    """model.local_mp: the local step of a block adds MLP([h_i, sum of parents' h, sum of children's
+    h]) (hand-checked on one graph's relation matrix), and the loss reaches it."""
+    items, emb, _ = data
+    m = _model("accuracy", local_mp=True)
+    blk, g = m.blocks[0], items[3]
+    batch = collate([g], emb)
+    x = torch.randn(1, len(g), m.config.d_model)
+    rel = batch.rel
+    hl = blk.ln_loc(x)[0]
+    rows = []
+    for i in range(len(g)):
+        par = [j for j in range(len(g)) if g.rel[i, j] == REL["parent"]]
+        chi = [j for j in range(len(g)) if g.rel[i, j] == REL["child"]]
+        rows.append(torch.cat([hl[i], hl[par].sum(0), hl[chi].sum(0)]))
+    after_local = x + blk.local(torch.stack(rows))[None]
+    pad = torch.zeros(1, 1, 1, len(g))
+    got = blk(x, rel, pad)
+    blk.local = None  # the same block without its local step, fed the hand-computed local output
+    assert torch.allclose(got, blk(after_local, rel, pad), atol=1e-5)
+    m = _model("accuracy", local_mp=True)
+    m(collate(items[:4], emb), None).sum().backward()
+    assert m.blocks[0].local[0].weight.grad.abs().sum() > 0
 
 
 def test_op_totals_hand_checked(data) -> None:

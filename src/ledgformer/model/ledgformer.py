@@ -8,7 +8,8 @@ Sequence per graph: ``[global token, hardware token (latency tasks), node tokens
   structural relation (self, parent, child, grandparent, grandchild, sibling, ancestor,
   descendant, unrelated, global, hardware) plus, when ``dynamic_bias`` is on, a low-rank
   bilinear score of the *current* states (h_i, h_j) gated per head by the relation. The effective
-  adjacency therefore changes with the input and from layer to layer.
+  adjacency therefore changes with the input and from layer to layer. With ``local_mp`` each
+  block also sums its parents' and children's states first (a GIN-style step along the edges).
 * The hardware token (card text embedding + MLP of the card's numeric features) attends to the
   nodes and is attended by them, so one model serves every device: an unseen device needs only
   its card.
@@ -76,6 +77,10 @@ class LeDGFormerConfig:
     #: with log P, log B read from the hardware token, and the prediction is the log of the sum in
     #: ms (plus a graph-level correction), so an untrained model already scales like MACs and bytes
     roofline: bool = False
+    #: every block first adds a GIN-style local step (sum of the parents' and of the children's
+    #: states, through an MLP) before its attention: message passing along the edges themselves,
+    #: which the relation bias only approximates through softmax weights
+    local_mp: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in ("latency", "accuracy"):
@@ -181,11 +186,18 @@ class Block(nn.Module):
         self.bias = RelationBias(cfg)
         self.ffn = mlp(d, cfg.ffn_mult * d, d)
         self.drop = nn.Dropout(cfg.dropout)
+        self.ln_loc = nn.LayerNorm(d) if cfg.local_mp else None
+        self.local = mlp(3 * d, cfg.ffn_mult * d, d) if cfg.local_mp else None
 
     def forward(self, x: torch.Tensor, rel: torch.Tensor, key_pad: torch.Tensor | None,
                 per_rel: torch.Tensor | None = None) -> torch.Tensor:
         """``key_pad`` None: ``per_rel`` (from ``lookup``) holds the padding already."""
         b, s, d = x.shape
+        if self.local is not None:  # rel[i, j] == parent: j is a parent of i (padding never is)
+            hl = self.ln_loc(x)
+            par = (rel == REL["parent"]).to(hl.dtype)
+            chi = (rel == REL["child"]).to(hl.dtype)
+            x = x + self.drop(self.local(torch.cat([hl, par @ hl, chi @ hl], -1)))
         h = self.ln1(x)
         q, k, v = self.qkv(h).view(b, s, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)
         mask = self.bias(h, rel, per_rel)
