@@ -235,6 +235,22 @@ def test_a_new_default_config_key_does_not_rerun_finished_runs(tmp_path: Path, d
         main(args)
 
 
+def test_a_new_model_option_pinned_at_its_default_reuses_finished_runs() -> None:
+    """A LeDG-Former option added since a run was made matches it when a study pins it at the
+    config dataclass default; at another value, or for another model, it does not."""
+    from ledgformer.train.bench import RESULTS_VERSION, _earlier_run
+
+    head = {"setting": "N=10", "variant": "ours", "seed": 0}
+    run = {**head, "results_version": RESULTS_VERSION, "metrics": {},
+           "config": {"model": {"name": "ledgformer", "d_model": 8}}}
+    cfg = {"model": {"name": "ledgformer", "d_model": 8, "local_mp": False}}
+    assert _earlier_run([run], head, cfg, ()) == run
+    cfg["model"]["local_mp"] = True
+    assert _earlier_run([run], head, cfg, ()) is None
+    gin = {**run, "config": {"model": {"name": "gin", "d_model": 8}}}
+    assert _earlier_run([gin], head, {"model": {"name": "gin", "d_model": 8, "local_mp": False}}, ()) is None
+
+
 def test_code_version_and_rerun_retrain_finished_runs(tmp_path: Path, data_root: Path,
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,6 +28,7 @@ import json
 import platform
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,17 @@ def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _model_defaults(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``model.<field>`` defaults of LeDG-Former's config dataclass when ``cfg`` trains it (a
+    model option added later, pinned off in a study, still matches the runs made before it)."""
+    model = cfg.get("model") or {}
+    if model.get("name", "ledgformer") != "ledgformer":
+        return {}
+    from ledgformer.model.ledgformer import LeDGFormerConfig
+
+    return {f"model.{f.name}": f.default for f in fields(LeDGFormerConfig)}
+
+
 def _earlier_run(runs: Sequence[Mapping[str, Any]], head: Mapping[str, Any], cfg: Mapping[str, Any],
                  shots: Sequence[int]) -> dict[str, Any] | None:
     """A finished run of the same (setting, variant, seed) whose config equals ``cfg`` except for
@@ -118,6 +130,7 @@ def _earlier_run(runs: Sequence[Mapping[str, Any]], head: Mapping[str, Any], cfg
     from ledgformer.train.config import DEFAULTS
 
     defaults, new = _flat(DEFAULTS), _flat({k: v for k, v in cfg.items() if k != "out"})
+    defaults.update(_model_defaults(cfg))
     for r in runs:
         if (r["setting"], r["variant"], r["seed"]) != (head["setting"], head["variant"], head["seed"]):
             continue
