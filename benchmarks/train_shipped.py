@@ -36,7 +36,7 @@ SHIPPED: dict[str, dict[str, Any]] = {
         "overrides": ["seed=0"],
         "description": "CIFAR-10 200-epoch validation accuracy (%) of a NAS-Bench-201 cell",
         "inputs": "NAS-Bench-201 cells: arch strings or NASLib op tuples (read as live cells: dead "
-                  "ops as 'none'), or 8-node cell graphs",
+                  "ops as 'none', wired by data flow: 'none' ops without edges), or 8-node cell graphs",
         "training_data": "NASLib NAS-Bench-201 CIFAR-10 (nb201_zen_run): 781 labelled archs "
                          "(10 % of them for model selection), seed 0; test = the other 14,844 archs",
     },
