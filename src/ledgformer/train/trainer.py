@@ -70,6 +70,9 @@ class Trainer:
 
     def __init__(self, model: nn.Module, data: TaskData, tcfg: Mapping[str, Any], seed: int = 0) -> None:
         self.data, self.cfg, self.seed = data, dict(tcfg), seed
+        if self.cfg.get("select_metric", "spearman") not in SELECT_METRICS:  # closed-form models too
+            raise LedgformerError(f"train.select_metric must be one of {', '.join(SELECT_METRICS)}, "
+                                  f"got {self.cfg['select_metric']!r}")
         self.rank, self.world = dist_setup()
         self.device = torch.device("cuda", self.rank % torch.cuda.device_count()) \
             if torch.cuda.is_available() else torch.device("cpu")
@@ -196,9 +199,6 @@ class Trainer:
         if select not in ("best", "last"):
             raise LedgformerError(f"train.select must be 'best' or 'last', got {select!r}")
         last = select == "last"  # keep the final weights: no early stop on a tiny valid split
-        if c.get("select_metric", "spearman") not in SELECT_METRICS:
-            raise LedgformerError(f"train.select_metric must be one of {', '.join(SELECT_METRICS)}, "
-                                  f"got {c['select_metric']!r}")
         t0 = time.time()
         limit = float(c["max_minutes"]) * 60 if c.get("max_minutes") else math.inf
         n_seen = 0
