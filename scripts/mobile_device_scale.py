@@ -3,11 +3,17 @@
 Why: it shows how much of a held-out phone's error is a level the card cannot tell (e.g. the
 Pixel 4's Cortex-A76 cores against the A75 cores of the training phones; README, Limits).
 Run: python scripts/mobile_device_scale.py [--data-root DIR]   (prints b, residual, card fields)
+
+``--fpc A53=4,A55=4,...`` (FP32 FLOP/cycle per core, keyed by a substring of the card's
+microarchitecture; hypothetical figures, not in any card) also fits the CPU settings' levels b
+from log(per-thread peak), log(threads), int8 and runtime, leave-one-phone-out, and prints how far
+each held-out phone's levels are off: what a per-core peak field in the cards could buy.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 
 import numpy as np
 
@@ -18,6 +24,7 @@ from ledgformer.hardware import load_card
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", default=None)
+    ap.add_argument("--fpc", default=None, help="e.g. A53=4,A55=4,A75=8,A76=16,Mongoose=24,Hurricane=24")
     args = ap.parse_args()
     recs = load_benchmark("mobile-cnn", args.data_root).records
     graphs = sorted({r.graph_id for r in recs})
@@ -36,6 +43,32 @@ def main() -> None:
         print(f"{c:40s} b={b[j]:6.2f} mean|resid|={np.nanmean(np.abs(res[:, j])):.3f} "
               f"clock={card.clock_ghz} units={card.compute_units} precision={card.precision} "
               f"{card.microarchitecture}")
+    if args.fpc:
+        level_fit(cards, b, dict((k, float(v)) for k, v in (kv.split("=") for kv in args.fpc.split(","))))
+
+
+def level_fit(cards: list[str], b: np.ndarray, fpc: dict[str, float]) -> None:
+    """Leave-one-phone-out least squares of the CPU settings' b on hypothetical per-core peaks."""
+    rows, target, phone = [], [], []
+    for c, level in zip(cards, b, strict=True):
+        card = load_card(c)
+        if card.threads is None:  # GPU settings
+            continue
+        peak = sum(int(n) * next(v for k, v in fpc.items() if k in core)
+                   for n, core in re.findall(r"(\d+)x ([^+]+)", card.microarchitecture or ""))
+        peak *= card.clock_ghz
+        rows.append([1.0, -np.log(peak / card.threads), -np.log(card.threads),
+                     float(card.precision == "int8"), float("torch" in c)])
+        target.append(level)
+        phone.append(c.split("/")[2].split("|")[0])
+    x, y, ph = np.asarray(rows), np.asarray(target), np.asarray(phone)
+    errs = []
+    for p in sorted(set(phone)):
+        w = np.linalg.lstsq(x[ph != p], y[ph != p], rcond=None)[0]
+        err = 100 * np.mean(np.abs(np.exp(x[ph == p] @ w - y[ph == p]) - 1))
+        errs.append(err)
+        print(f"held out {p:10s} CPU-setting level off by {err:5.1f} % (mean |ratio - 1|)")
+    print(f"mean over phones {np.mean(errs):.1f} %")
 
 
 if __name__ == "__main__":
