@@ -54,8 +54,12 @@ def level_fit(cards: list[str], b: np.ndarray, fpc: dict[str, float]) -> None:
         card = load_card(c)
         if card.threads is None:  # GPU settings
             continue
-        peak = sum(int(n) * next(v for k, v in fpc.items() if k in core)
-                   for n, core in re.findall(r"(\d+)x ([^+]+)", card.microarchitecture or ""))
+        peak = 0.0
+        for n, core in re.findall(r"(\d+)x ([^+]+)", card.microarchitecture or ""):
+            match = [v for k, v in fpc.items() if k in core]
+            if not match:
+                raise SystemExit(f"--fpc has no key for core '{core.strip()}' of {c}")
+            peak += int(n) * match[0]
         peak *= card.clock_ghz
         rows.append([1.0, -np.log(peak / card.threads), -np.log(card.threads),
                      float(card.precision == "int8"), float("torch" in c)])

@@ -193,11 +193,10 @@ class Block(nn.Module):
                 per_rel: torch.Tensor | None = None) -> torch.Tensor:
         """``key_pad`` None: ``per_rel`` (from ``lookup``) holds the padding already."""
         b, s, d = x.shape
-        if self.local is not None:  # rel[i, j] == parent: j is a parent of i (padding never is)
-            hl = self.ln_loc(x)
+        if self.local is not None:  # rel[i, j] == parent: j is a parent of i (padding never is);
+            hl = self.ln_loc(x)        # "child" is its transpose in a DAG, so one mask serves both
             par = (rel == REL["parent"]).to(hl.dtype)
-            chi = (rel == REL["child"]).to(hl.dtype)
-            x = x + self.drop(self.local(torch.cat([hl, par @ hl, chi @ hl], -1)))
+            x = x + self.drop(self.local(torch.cat([hl, par @ hl, par.transpose(1, 2) @ hl], -1)))
         h = self.ln1(x)
         q, k, v = self.qkv(h).view(b, s, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)
         mask = self.bias(h, rel, per_rel)
