@@ -225,6 +225,26 @@ def test_select_last_keeps_the_final_weights_and_never_stops_early() -> None:
         _trainer("accuracy", epochs=1, select="final").fit()
 
 
+def test_select_last_trains_without_a_valid_part() -> None:
+    """train.select=last with an empty valid part (data.valid_fraction 0): the same weights as the
+    run that validated every epoch (validation only reports), no valid score; "best" refuses."""
+    with_valid = _trainer("accuracy", epochs=6, select="last")
+    with_valid.fit()
+    none = _trainer("accuracy", epochs=6, select="last")
+    none.data.parts["valid"] = np.empty(0, np.int64)
+    summary = none.fit()
+    assert summary["best_valid_score"] is None and summary["best_epoch"] == 5
+    assert all("valid_score" not in row for row in none.history)
+    test = none.data.parts["test"]
+    np.testing.assert_allclose(none.predict(test), with_valid.predict(test), rtol=1e-6)
+    metrics, _ = none.evaluate()
+    assert "test.kendall_tau" in metrics and not any(k.startswith("valid.") for k in metrics)
+    best = _trainer("accuracy", epochs=1)
+    best.data.parts["valid"] = np.empty(0, np.int64)
+    with pytest.raises(LedgformerError, match=r"data\.valid_fraction > 0, or train\.select: last"):
+        best.fit()
+
+
 def test_select_metric_mape_picks_the_epoch_of_lowest_valid_mape() -> None:
     """train.select_metric=mape: the kept weights are those of the epoch whose valid MAPE was lowest
     (the rho-selected run may keep another); its valid score is minus that MAPE."""

@@ -169,7 +169,7 @@ class Trainer:
         self.best_epoch = 0
         return {"best_epoch": 0, "epochs_run": 0, "train_seconds": elapsed,
                 "train_graphs_per_s": d.parts["train"].size / max(elapsed, 1e-9),
-                "best_valid_score": self.valid_score()}
+                "best_valid_score": self.valid_score() if d.parts["valid"].size else None}
 
     def fit(self) -> dict[str, Any]:
         if self.closed_form:
@@ -199,6 +199,11 @@ class Trainer:
         if select not in ("best", "last"):
             raise LedgformerError(f"train.select must be 'best' or 'last', got {select!r}")
         last = select == "last"  # keep the final weights: no early stop on a tiny valid split
+        # with select: last the valid part only reports; data.valid_fraction 0 trains on all of it
+        has_valid = d.parts["valid"].size > 0
+        if not (has_valid or last):
+            raise LedgformerError("the validation part is empty: train.select 'best' needs one "
+                                  "(set data.valid_fraction > 0, or train.select: last)")
         t0 = time.time()
         limit = float(c["max_minutes"]) * 60 if c.get("max_minutes") else math.inf
         n_seen = 0
@@ -229,7 +234,7 @@ class Trainer:
                     losses.append(loss.item())
                     n_seen += gb.size
                 row = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.time() - t0}
-                if (epoch + 1) % eval_every == 0 or epoch == epochs - 1:
+                if has_valid and ((epoch + 1) % eval_every == 0 or epoch == epochs - 1):
                     row["valid_score"] = self.valid_score()
                     if row["valid_score"] > best or last:
                         best, bad, self.best_epoch = row["valid_score"], 0, epoch
@@ -240,12 +245,15 @@ class Trainer:
                 bar.update(task, advance=1, description=f"loss {row['loss']:.4f} valid {best:.4f}")
                 if bad >= patience or time.time() - t0 > limit:
                     break
+        if not has_valid:
+            self.best_epoch, best_state = len(self.history) - 1, self.eval_model.state_dict()
         if best_state is not None:
             self.model.load_state_dict(best_state)
         self.eval_model = self.model
         elapsed = time.time() - t0
         return {"best_epoch": self.best_epoch, "epochs_run": len(self.history), "train_seconds": elapsed,
-                "train_graphs_per_s": n_seen / max(elapsed, 1e-9), "best_valid_score": best}
+                "train_graphs_per_s": n_seen / max(elapsed, 1e-9),
+                "best_valid_score": best if has_valid else None}
 
     # ---- prediction and metrics --------------------------------------------------------------
     @torch.no_grad()
