@@ -4,10 +4,11 @@ Why: it shows how much of a held-out phone's error is a level the card cannot te
 Pixel 4's Cortex-A76 cores against the A75 cores of the training phones; README, Limits).
 Run: python scripts/mobile_device_scale.py [--data-root DIR]   (prints b, residual, card fields)
 
+It also fits the CPU settings' levels b from log(per-thread peak), log(threads), int8 and runtime,
+leave-one-phone-out, and prints how far each held-out phone's levels are off: what the cards'
+peak_tflops_fp32 (cores x FLOP/cycle of cards/cores.yaml x clock) can tell a simple model.
 ``--fpc A53=4,A55=4,...`` (FP32 FLOP/cycle per core, keyed by a substring of the card's
-microarchitecture; hypothetical figures, not in any card) also fits the CPU settings' levels b
-from log(per-thread peak), log(threads), int8 and runtime, leave-one-phone-out, and prints how far
-each held-out phone's levels are off: what a per-core peak field in the cards could buy.
+microarchitecture) replaces the cards' figures with hypothetical ones.
 """
 
 from __future__ import annotations
@@ -43,24 +44,30 @@ def main() -> None:
         print(f"{c:40s} b={b[j]:6.2f} mean|resid|={np.nanmean(np.abs(res[:, j])):.3f} "
               f"clock={card.clock_ghz} units={card.compute_units} precision={card.precision} "
               f"{card.microarchitecture}")
-    if args.fpc:
-        level_fit(cards, b, dict((k, float(v)) for k, v in (kv.split("=") for kv in args.fpc.split(","))))
+    fpc = dict((k, float(v)) for k, v in (kv.split("=") for kv in args.fpc.split(","))) if args.fpc else None
+    level_fit(cards, b, fpc)
 
 
-def level_fit(cards: list[str], b: np.ndarray, fpc: dict[str, float]) -> None:
-    """Leave-one-phone-out least squares of the CPU settings' b on hypothetical per-core peaks."""
+def level_fit(cards: list[str], b: np.ndarray, fpc: dict[str, float] | None) -> None:
+    """Leave-one-phone-out least squares of the CPU settings' b on per-core peaks (the cards'
+    peak_tflops_fp32, or ``fpc`` x cores x clock)."""
     rows, target, phone = [], [], []
     for c, level in zip(cards, b, strict=True):
         card = load_card(c)
         if card.threads is None:  # GPU settings
             continue
-        peak = 0.0
-        for n, core in re.findall(r"(\d+)x ([^+]+)", card.microarchitecture or ""):
-            match = [v for k, v in fpc.items() if k in core]
-            if not match:
-                raise SystemExit(f"--fpc has no key for core '{core.strip()}' of {c}")
-            peak += int(n) * match[0]
-        peak *= card.clock_ghz
+        if fpc is None:
+            if card.peak_tflops_fp32 is None:
+                raise SystemExit(f"card {c} has no peak_tflops_fp32 (a core missing from cards/cores.yaml)")
+            peak = card.peak_tflops_fp32 * 1000
+        else:
+            peak = 0.0
+            for n, core in re.findall(r"(\d+)x ([^+]+)", card.microarchitecture or ""):
+                match = [v for k, v in fpc.items() if k in core]
+                if not match:
+                    raise SystemExit(f"--fpc has no key for core '{core.strip()}' of {c}")
+                peak += int(n) * match[0]
+            peak *= card.clock_ghz
         rows.append([1.0, -np.log(peak / card.threads), -np.log(card.threads),
                      float(card.precision == "int8"), float("torch" in c)])
         target.append(level)

@@ -79,6 +79,23 @@ def test_dataset_settings_are_right(data_root: Path) -> None:
     assert load_card("help/eyeriss").measurement == "estimated"
 
 
+def test_cpu_setting_peak_from_the_cores_table() -> None:
+    """peak_tflops_fp32 of a CPU setting = sum of cores x FLOP/cycle (cards/cores.yaml) x clock,
+    hand-checked; a core "X (Cortex-A76 based)" counts as Cortex-A76; an unlisted core or a GPU
+    setting leaves it unset."""
+    from ledgformer.hardware.registry import core_peak
+
+    pix = load_card("mmb/tflite/pixel4|1large1med|float")  # 2 A76-based cores, 16 FLOP/cycle each
+    assert pix.peak_tflops_fp32 == pytest.approx((16 * 2.84 + 16 * 2.32) / 1000)
+    s10 = load_card("mmb/torch/s10|1large2med|quant")  # 1 Mongoose M4 (24) + 2 Cortex-A75 (8)
+    assert s10.peak_tflops_fp32 == pytest.approx((24 * 2.73 + 2 * 8 * 2.31) / 1000)
+    assert "Mongoose M4 24" in s10.source_for("peak_tflops_fp32")
+    assert load_card("mmb/tflite/iphonexs|2small|float").peak_tflops_fp32 is None  # Tempest: no entry
+    assert load_card("mmb/tflite/pixel4|gpu|float").peak_tflops_fp32 is None
+    assert core_peak("Kryo 360 Silver (Cortex-A55 based)")[0] == 8 and core_peak("Zephyr") is None
+    assert "peak 0.08256 TFLOP/s fp32" in pix.to_text()
+
+
 def test_all_builtin_cards_validate_and_cite_figures() -> None:
     names = list_cards()
     assert len(names) == len(set(names)) > 200

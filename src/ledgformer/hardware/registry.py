@@ -206,6 +206,8 @@ def _cpu_clusters(device_id: str, config: str) -> dict[str, Any] | None:
     procs = _device_file(device_id).get("processors", {})
     used = [(int(n), cluster) for n, cluster in re.findall(r"(\d+)(large|med|small)", config)]
     archs, clocks, sources = [], [], dict(data.get("sources", {}))
+    peaks: list[float | None] = []
+    cited: dict[str, str] = {}
     for count, cluster in used:
         proc = procs.get(cluster)
         if proc is None or count < 1 or count > proc.get("compute_units", 0):
@@ -214,13 +216,45 @@ def _cpu_clusters(device_id: str, config: str) -> dict[str, Any] | None:
         if proc.get("clock_ghz") is not None:
             clocks.append(proc["clock_ghz"])
         sources.update(proc.get("sources", {}))
+        core = core_peak(proc.get("microarchitecture"))
+        peaks.append(None if core is None or proc.get("clock_ghz") is None
+                     else count * core[0] * proc["clock_ghz"])
+        if core is not None:
+            cited[proc["microarchitecture"]] = f"{core[0]:g} ({core[1]})"
     data.update(
         processor="CPU " + " + ".join(_CLUSTER_WORDS[c] for _, c in used) + (" clusters" if len(used) > 1
                                                                              else " cluster"),
         microarchitecture=" + ".join(archs), compute_units=sum(n for n, _ in used), compute_unit_name="cores",
         clock_ghz=max(clocks) if len(clocks) == len(used) else None, sources=sources,
     )
+    if all(p is not None for p in peaks):  # only when every cluster's core is known
+        data["peak_tflops_fp32"] = round(sum(peaks) / 1000, 5)  # GFLOP/s -> TFLOP/s
+        sources["peak_tflops_fp32"] = ("cores x FLOP/cycle x max clock of each cluster; FLOP/cycle: "
+                                       + "; ".join(f"{k} {v}" for k, v in cited.items()))
     return data
+
+
+def core_peak(microarchitecture: str | None) -> tuple[float, str] | None:
+    """(FP32 FLOP per cycle, source) of a CPU core from ``cards/cores.yaml``; a name such as
+    "Kryo 485 Gold (Cortex-A76 based)" is looked up as Cortex-A76. None when not listed."""
+    if not microarchitecture:
+        return None
+    cores = _cores()
+    based = re.search(r"\(([^()]+?) based\)", microarchitecture)
+    for name in (microarchitecture, based.group(1) if based else None):
+        if name in cores:
+            return float(cores[name]["flops_per_cycle_fp32"]), str(cores[name]["source"])
+    return None
+
+
+@functools.cache
+def _cores() -> dict[str, Any]:
+    data = _read_yaml(CARDS_DIR / "cores.yaml")
+    cores = data.get("cores") if isinstance(data, dict) else None
+    if not isinstance(cores, dict) or any(
+            not isinstance(v, dict) or set(v) != {"flops_per_cycle_fp32", "source"} for v in cores.values()):
+        raise CardError("cards/cores.yaml: expected cores: {name: {flops_per_cycle_fp32, source}}")
+    return cores
 
 
 def _device_data(device_id: str, processor: str | None) -> dict[str, Any]:
