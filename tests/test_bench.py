@@ -249,6 +249,18 @@ def test_a_new_model_option_pinned_at_its_default_reuses_finished_runs() -> None
     assert _earlier_run([run], head, cfg, ()) is None
     gin = {**run, "config": {"model": {"name": "gin", "d_model": 8}}}
     assert _earlier_run([gin], head, {"model": {"name": "gin", "d_model": 8, "local_mp": False}}, ()) is None
+    # any registered model: its constructor's keyword defaults count (GIN readout "sum")
+    assert _earlier_run([gin], head, {"model": {"name": "gin", "d_model": 8, "readout": "sum"}}, ()) == gin
+    assert _earlier_run([gin], head, {"model": {"name": "gin", "d_model": 8, "readout": "mean"}}, ()) is None
+
+
+def test_model_defaults_from_config_class_or_constructor() -> None:
+    from ledgformer.model.registry import model_defaults
+
+    assert model_defaults("ledgformer")["local_mp"] is False
+    assert model_defaults("gin")["n_layers"] == 4 and "self" not in model_defaults("gin")
+    with pytest.raises(LedgformerError, match="unknown model 'nope'"):
+        model_defaults("nope")
 
 
 def test_code_version_and_rerun_retrain_finished_runs(tmp_path: Path, data_root: Path,

@@ -213,6 +213,7 @@ class LeDGFormer(PredictorModel):
     """The LeDG-Former predictor (see module docstring); config keys = ``LeDGFormerConfig``."""
 
     shares_graphs = True
+    config_class = LeDGFormerConfig
 
     def __init__(self, config: LeDGFormerConfig | None = None, **kw: Any) -> None:
         super().__init__()

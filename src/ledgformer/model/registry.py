@@ -7,6 +7,8 @@ value per graph in *model space* (log-milliseconds for latency, standardised acc
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -78,6 +80,23 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def model_defaults(name: str) -> dict[str, Any]:
+    """Config keys of model ``name`` that have a default, with it: the fields of its
+    ``config_class`` dataclass, else its constructor's keyword defaults (what a config that leaves
+    the key out gets)."""
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise LedgformerError(f"unknown model '{name}'; known models: {', '.join(sorted(_REGISTRY))}")
+    cls = _REGISTRY[name]
+    config_class = getattr(cls, "config_class", None)
+    if config_class is not None:
+        return {f.name: f.default for f in dataclasses.fields(config_class)
+                if f.default is not dataclasses.MISSING}
+    params = inspect.signature(cls).parameters.values()
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty
+            and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+
+
 def create_model(name: str, **cfg: Any) -> nn.Module:
     """Build model ``name`` from its config keys (unknown keys are an error naming the key)."""
     _load_builtin()
@@ -89,4 +108,4 @@ def create_model(name: str, **cfg: Any) -> nn.Module:
         raise LedgformerError(f"model '{name}': bad config ({err})") from err
 
 
-__all__ = ["PredictorModel", "create_model", "list_models", "register_model"]
+__all__ = ["PredictorModel", "create_model", "list_models", "model_defaults", "register_model"]

@@ -28,7 +28,6 @@ import json
 import platform
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -112,14 +111,12 @@ def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _model_defaults(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """``model.<field>`` defaults of LeDG-Former's config dataclass when ``cfg`` trains it (a
-    model option added later, pinned off in a study, still matches the runs made before it)."""
-    model = cfg.get("model") or {}
-    if model.get("name", "ledgformer") != "ledgformer":
-        return {}
-    from ledgformer.model.ledgformer import LeDGFormerConfig
+    """``model.<key>`` defaults of the model ``cfg`` trains (a model option added later, pinned at
+    its default in a study, still matches the runs made before it)."""
+    from ledgformer.model.registry import model_defaults
 
-    return {f"model.{f.name}": f.default for f in fields(LeDGFormerConfig)}
+    name = (cfg.get("model") or {}).get("name", "ledgformer")
+    return {f"model.{k}": v for k, v in model_defaults(name).items()}
 
 
 def _earlier_run(runs: Sequence[Mapping[str, Any]], head: Mapping[str, Any], cfg: Mapping[str, Any],
