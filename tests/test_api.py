@@ -275,19 +275,24 @@ def test_roofline_model_predicts_and_ranks_through_the_late_fusion_cache() -> No
     assert np.all(both > 0) and sorted(p.rank(archs, "help/pixel3").tolist()) == list(range(4))
 
 
-@pytest.mark.parametrize("roofline", [False, True])
-def test_late_fusion_split_equals_decode(roofline: bool) -> None:
+@pytest.mark.parametrize(("roofline", "card"), [(False, "help/pixel3"), (True, "help/pixel3"),
+                                               ("card", "mmb/tflite/pixel4|2med|float")])
+def test_late_fusion_split_equals_decode(roofline: bool | str, card: str) -> None:
     """The cached late-fusion readout is the model's own decode, rearranged (same numbers), also
-    from parts stored in float16 as the disk cache does (roofline: MACs / bytes kept exact)."""
+    from parts stored in float16 as the disk cache does (roofline: MACs / bytes kept exact;
+    "card": P from the card's peak figure)."""
     from ledgformer.hardware import load_card
     from ledgformer.model.features import collate
 
-    lat = latency_predictor(roofline=roofline)
+    lat = latency_predictor(roofline=bool(roofline), roofline_card=roofline == "card")
     if roofline:  # the card's throughput must matter in this check, not stay at its init
         torch.nn.init.normal_(lat.model.roofline.weight, std=0.5)
+    if roofline == "card":
+        assert load_card(card).peak_tflops_fp32 is not None
+        torch.nn.init.normal_(lat.model.roofline_card.weight, std=0.5)
     graphs = [nb201.network_graph(a) for a in nb201.all_arch_strings()[:3]] + [nb201.cell_graph(ARCH)]
     batch = collate(lat._feat.tensors(graphs), lat._feat.table())
-    hw = lat._feat.hardware([load_card("help/pixel3")])
+    hw = lat._feat.hardware([load_card(card)])
     with torch.no_grad():
         x = lat.model.encode(batch)
         graph, node = lat.model.late_fusion_parts(x, batch)

@@ -170,6 +170,34 @@ def test_roofline_prior_starts_at_macs_and_bytes_over_a_phone_core(data) -> None
         _model("accuracy", roofline=True)
 
 
+def test_roofline_card_starts_at_a_quarter_of_the_card_peak(data) -> None:
+    """model.roofline_card: a card stating peak_tflops_fp32 gets P = peak x 1/4 at init (1 TFLOP/s
+    = 5e8 MACs/ms), B stays learned where the card has no bandwidth; a card without figures gets
+    the plain roofline prior; the option needs model.roofline."""
+    from ledgformer.hardware import FEATURE_NAMES, load_card
+
+    items, emb, _ = data
+    g = items[2]
+    macs = np.expm1(g.num[:, NODE_FEATURES.index("log_macs")].astype(np.float64) * 20)
+    mem = np.expm1(g.num[:, NODE_FEATURES.index("log_mem_bytes")].astype(np.float64) * 20)
+    without = load_card("mmb/tflite/s10|gpu|float")  # no peak, no bandwidth
+    with_peak = load_card({"base": "mmb/tflite/s10|gpu|float", "name": "c", "peak_tflops_fp32": 0.1})
+    feat = torch.as_tensor(np.stack([with_peak.features(), without.features()]))
+    hw = HardwareBatch(torch.zeros(2, TEXT_DIM), feat)
+    assert feat.shape[1] == len(FEATURE_NAMES)
+    m = _model(roofline=True, roofline_card=True)
+    for head in (m.node_head[-1], m.graph_head[-1]):
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.zeros_(head.bias)
+    got = m(collate([g, g], emb), hw)
+    p_card = 0.1 * 5e8 * 0.25
+    assert got[0].item() == pytest.approx(math.log(np.sum((macs + 1) / p_card + (mem + 1) / 1e7)), rel=1e-4)
+    assert got[1].item() == pytest.approx(math.log(np.sum((macs + 1) / 2e7 + (mem + 1) / 1e7)), rel=1e-4)
+    assert load_card("mmb/tflite/pixel4|1large|float").peak_tflops_fp32 is not None  # cards that have one
+    with pytest.raises(LedgformerError, match="roofline_card"):
+        _model(roofline_card=True)
+
+
 def test_roofline_checkpoint_without_fit_stats_loads(data) -> None:
     """Roofline checkpoints from before the ``fit_stats`` buffer load with it = (y_loc, y_scale)."""
     items, emb, hw = data

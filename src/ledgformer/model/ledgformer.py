@@ -77,6 +77,10 @@ class LeDGFormerConfig:
     #: with log P, log B read from the hardware token, and the prediction is the log of the sum in
     #: ms (plus a graph-level correction), so an untrained model already scales like MACs and bytes
     roofline: bool = False
+    #: with the roofline prior, P (B) of a card that states peak_tflops_fp32 (memory_bandwidth_gbs)
+    #: is that figure times a learned efficiency read from the hardware token, instead of a level
+    #: learned from the token alone: an unseen device's scale then comes from its card's figures
+    roofline_card: bool = False
     #: every block first adds a GIN-style local step (sum of the parents' and of the children's
     #: states, through an MLP) before its attention: message passing along the edges themselves,
     #: which the relation bias only approximates through softmax weights
@@ -97,6 +101,8 @@ class LeDGFormerConfig:
         if self.roofline and (self.readout != "sum" or not self.use_hardware or self.task != "latency"):
             raise LedgformerError("model.roofline needs a latency model with the hardware token and the "
                                   "sum readout")
+        if self.roofline_card and not self.roofline:
+            raise LedgformerError("model.roofline_card scales the roofline prior: set model.roofline too")
 
 
 def op_totals_dim() -> int:
@@ -208,6 +214,21 @@ class Block(nn.Module):
         return x + self.drop(self.ffn(self.ln2(x)))
 
 
+#: (feature column of the figure, its missing flag, the figure's unit in MACs/ms or bytes/ms): 1
+#: TFLOP/s = 5e8 MACs/ms, 1 GB/s = 1e6 bytes/ms
+_CARD_PB = (("log_peak_tflops_fp32", "missing_peak_tflops_fp32", 5e8),
+            ("log_memory_bandwidth_gbs", "missing_memory_bandwidth_gbs", 1e6))
+
+
+def card_log_pb(feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cards' own log P (MACs/ms, from peak_tflops_fp32) and log B (bytes/ms, from
+    memory_bandwidth_gbs) [B, 2], and whether the card states each [B, 2] (features are log1p)."""
+    cols = [(FEATURE_NAMES.index(v), FEATURE_NAMES.index(m), unit) for v, m, unit in _CARD_PB]
+    figure = torch.stack([torch.expm1(feat[:, v]).clamp(min=1e-9) * unit for v, _, unit in cols], -1)
+    known = torch.stack([feat[:, m] < 0.5 for _, m, _ in cols], -1)
+    return figure.log(), known
+
+
 @register_model("ledgformer")
 class LeDGFormer(PredictorModel):
     """The LeDG-Former predictor (see module docstring); config keys = ``LeDGFormerConfig``."""
@@ -248,6 +269,12 @@ class LeDGFormer(PredictorModel):
             # y_loc / y_scale as trained: a later affine change of them (the few-shot "scale"
             # recipe) then maps the roofline output as it maps a standardised one
             self.register_buffer("fit_stats", torch.tensor([0.0, 1.0]))
+        # log efficiency of (P, B) against the card's peak figures: starts at 1/4 and 1/2
+        self.roofline_card = nn.Linear(d, 2) if cfg.roofline_card else None
+        if self.roofline_card is not None:
+            nn.init.zeros_(self.roofline_card.weight)
+            with torch.no_grad():
+                self.roofline_card.bias.copy_(torch.tensor([math.log(0.25), math.log(0.5)]))
 
     def config_dict(self) -> dict[str, Any]:
         return asdict(self.config)
@@ -351,7 +378,7 @@ class LeDGFormer(PredictorModel):
         feats = torch.cat([nodes, x[:, 1:2].expand_as(nodes)], -1) if self.has_hw else nodes
         score = self.node_head(feats).squeeze(-1)
         if self.roofline is not None:
-            score = score + self._roofline_term(self._log_work(batch), x[:, 1])
+            score = score + self._roofline_term(self._log_work(batch), x[:, 1], hw)
         return out, score.masked_fill(~batch.mask, float("-inf"))
 
     @staticmethod
@@ -360,9 +387,14 @@ class LeDGFormer(PredictorModel):
         idx = [NODE_FEATURES.index("log_macs"), NODE_FEATURES.index("log_mem_bytes")]
         return batch.num[..., idx] * 20.0
 
-    def _roofline_term(self, work: torch.Tensor, hw_state: torch.Tensor) -> torch.Tensor:
-        """log(MACs / P + bytes / B) per node [B, N], P and B read from the hardware states [B, d]."""
+    def _roofline_term(self, work: torch.Tensor, hw_state: torch.Tensor,
+                       hw: HardwareBatch | None = None) -> torch.Tensor:
+        """log(MACs / P + bytes / B) per node [B, N], P and B read from the hardware states [B, d]
+        (with ``roofline_card``: the card's peak figures x a learned efficiency, where it has them)."""
         log_pb = self.roofline(hw_state)  # [B, 2]: log MACs/ms, log bytes/ms
+        if self.roofline_card is not None and hw is not None:
+            card, known = card_log_pb(hw.feat)
+            log_pb = torch.where(known, card + self.roofline_card(hw_state), log_pb)
         return torch.logsumexp(work - log_pb[:, None], dim=-1)
 
     # ---- late fusion, split: ranking a space for many devices ----------------------------------
@@ -405,7 +437,7 @@ class LeDGFormer(PredictorModel):
         h = node + (t @ self.node_head[0].weight[:, d:].T)[:, None]
         score = self.node_head[2](self.node_head[1](h)).squeeze(-1)
         if work is not None:
-            score = score + self._roofline_term(work, t)
+            score = score + self._roofline_term(work, t, hw)
         return self._combine(out, score.masked_fill(~mask, float("-inf")))
 
     def forward(self, batch: Batch, hw: HardwareBatch | None = None,
