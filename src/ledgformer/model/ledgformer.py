@@ -16,7 +16,8 @@ Sequence per graph: ``[global token, hardware token (latency tasks), node tokens
 * Latency readout: log of a sum of per-node positive costs (logsumexp of node scores) plus a
   graph-level correction: latency is close to additive over operators. With ``roofline`` each
   node's cost is a learned factor times MACs / P + bytes / B, P and B read from the hardware
-  token, so magnitudes come from the operator costs rather than being learned from scratch.
+  token, so magnitudes come from the operator costs rather than being learned from scratch; with
+  ``roofline_card`` P and B start from the card's own peak figures where it states them.
   Accuracy readout: MLP of the global token and the mean node state.
 """
 
