@@ -215,18 +215,17 @@ class Block(nn.Module):
         return x + self.drop(self.ffn(self.ln2(x)))
 
 
-#: (feature column of the figure, its missing flag, the figure's unit in MACs/ms or bytes/ms): 1
-#: TFLOP/s = 5e8 MACs/ms, 1 GB/s = 1e6 bytes/ms
-_CARD_PB = (("log_peak_tflops_fp32", "missing_peak_tflops_fp32", 5e8),
-            ("log_memory_bandwidth_gbs", "missing_memory_bandwidth_gbs", 1e6))
+#: (feature column of the figure, of its missing flag, the figure's unit in MACs/ms or bytes/ms):
+#: 1 TFLOP/s = 5e8 MACs/ms, 1 GB/s = 1e6 bytes/ms
+_CARD_PB = tuple((FEATURE_NAMES.index(f"log_{name}"), FEATURE_NAMES.index(f"missing_{name}"), unit)
+                 for name, unit in (("peak_tflops_fp32", 5e8), ("memory_bandwidth_gbs", 1e6)))
 
 
 def card_log_pb(feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The cards' own log P (MACs/ms, from peak_tflops_fp32) and log B (bytes/ms, from
     memory_bandwidth_gbs) [B, 2], and whether the card states each [B, 2] (features are log1p)."""
-    cols = [(FEATURE_NAMES.index(v), FEATURE_NAMES.index(m), unit) for v, m, unit in _CARD_PB]
-    figure = torch.stack([torch.expm1(feat[:, v]).clamp(min=1e-9) * unit for v, _, unit in cols], -1)
-    known = torch.stack([feat[:, m] < 0.5 for _, m, _ in cols], -1)
+    figure = torch.stack([torch.expm1(feat[:, v]).clamp(min=1e-9) * unit for v, _, unit in _CARD_PB], -1)
+    known = torch.stack([feat[:, m] < 0.5 for _, m, _ in _CARD_PB], -1)
     return figure.log(), known
 
 

@@ -238,14 +238,15 @@ class Trainer:
                     row["valid_score"] = self.valid_score()
                     if row["valid_score"] > best or last:
                         best, bad, self.best_epoch = row["valid_score"], 0, epoch
-                        best_state = copy.deepcopy(self.eval_model.state_dict())
+                        if not last:  # "last" takes the final weights once, after the loop
+                            best_state = copy.deepcopy(self.eval_model.state_dict())
                     else:
                         bad += eval_every
                 self.history.append(row)
                 bar.update(task, advance=1, description=f"loss {row['loss']:.4f} valid {best:.4f}")
                 if bad >= patience or time.time() - t0 > limit:
                     break
-        if not has_valid:
+        if last:  # the final weights, with a validation part or without one
             self.best_epoch, best_state = len(self.history) - 1, self.eval_model.state_dict()
         if best_state is not None:
             self.model.load_state_dict(best_state)
