@@ -279,6 +279,24 @@ def test_hardware_text_off_ignores_card_text(data) -> None:
     assert torch.allclose(m(collate(items, emb), hw), m(collate(items, emb), other))
 
 
+def test_setting_token_reads_what_the_setting_is_not_how_fast(data) -> None:
+    """``hw_features: setting``: text, clock, peak ... do not move the prediction; precision does."""
+    from ledgformer.hardware import FEATURE_NAMES
+
+    items, emb, hw = data
+    m = _model(hw_features="setting")
+    batch = collate(items, emb)
+    feat = hw.feat.clone()
+    for name in ("log_clock_ghz", "log_peak_tflops_fp32", "log_memory_bandwidth_gbs", "log_power_w"):
+        feat[:, FEATURE_NAMES.index(name)] += 1.0
+    other = HardwareBatch(torch.randn_like(hw.text), feat)
+    assert torch.allclose(m(batch, hw), m(batch, other))
+    feat[:, FEATURE_NAMES.index("precision=int8")] += 1.0
+    assert not torch.allclose(m(batch, hw), m(batch, HardwareBatch(hw.text, feat)))
+    with pytest.raises(LedgformerError, match="hw_features"):
+        _model(hw_features="some")
+
+
 def test_tiny_model_overfits_16_graphs(data) -> None:
     items, emb, hw = data
     torch.manual_seed(0)

@@ -64,6 +64,12 @@ class LeDGFormerConfig:
     dyn_gate_init: float = 1.0
     use_hardware: bool = True  # hardware token (latency tasks); accuracy tasks run without
     hardware_text: bool = True  # False: the hardware token sees the numeric card only
+    #: what the hardware token reads: "all" (card text and every numeric figure) or "setting" (no
+    #: text; only the setting's kind / precision / runtime one-hots, threads, batch, unit count and
+    #: which figures are missing). With ``roofline_card`` a device's speed then enters only through
+    #: its card's peak figures, so an unseen phone cannot be placed by how its name or clock
+    #: resembles a training phone (5 phones teach little beyond the peak)
+    hw_features: str = "all"
     hw_text_dim: int = 384
     #: the hardware token joins the last ``hw_layers`` blocks (-1: all). The blocks before are
     #: device-independent: one graph encoding then serves every device (``encode``/``decode``).
@@ -102,6 +108,8 @@ class LeDGFormerConfig:
         if self.roofline and (self.readout != "sum" or not self.use_hardware or self.task != "latency"):
             raise LedgformerError("model.roofline needs a latency model with the hardware token and the "
                                   "sum readout")
+        if self.hw_features not in ("all", "setting"):
+            raise LedgformerError(f"model.hw_features must be 'all' or 'setting', got {self.hw_features!r}")
         if self.roofline_card and not self.roofline:
             raise LedgformerError("model.roofline_card scales the roofline prior: set model.roofline too")
 
@@ -215,6 +223,10 @@ class Block(nn.Module):
         return x + self.drop(self.ffn(self.ln2(x)))
 
 
+#: the card features a ``hw_features: setting`` token reads: what the setting is, not how fast
+_SETTING_FIGURES = ("log_compute_units", "log_batch_size", "log_threads")
+SETTING_FEATURES = tuple(f for f in FEATURE_NAMES if f in _SETTING_FIGURES or not f.startswith("log_"))
+
 #: (feature column of the figure, of its missing flag, the figure's unit in MACs/ms or bytes/ms):
 #: 1 TFLOP/s = 5e8 MACs/ms, 1 GB/s = 1e6 bytes/ms
 _CARD_PB = tuple((FEATURE_NAMES.index(f"log_{name}"), FEATURE_NAMES.index(f"missing_{name}"), unit)
@@ -255,7 +267,10 @@ class LeDGFormer(PredictorModel):
         if self.has_hw:
             self.hw_tok = nn.Parameter(torch.zeros(d))
             self.hw_mlp = mlp(len(FEATURE_NAMES), d, d)
-            self.hw_text = nn.Linear(cfg.hw_text_dim, d) if cfg.hardware_text else None
+            setting = cfg.hw_features == "setting"
+            self.hw_text = nn.Linear(cfg.hw_text_dim, d) if cfg.hardware_text and not setting else None
+            keep = [float(not setting or f in SETTING_FEATURES) for f in FEATURE_NAMES]
+            self.register_buffer("hw_keep", torch.tensor(keep), persistent=False)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(d)
         n_pool = 3 if self.has_hw else 2
@@ -298,7 +313,7 @@ class LeDGFormer(PredictorModel):
         return x
 
     def hardware_token(self, hw: HardwareBatch) -> torch.Tensor:
-        t = self.hw_tok + self.hw_mlp(hw.feat)
+        t = self.hw_tok + self.hw_mlp(hw.feat * self.hw_keep)
         if self.hw_text is not None:
             t = t + self.hw_text(hw.text)
         return t
