@@ -6,7 +6,8 @@ Run: python scripts/mobile_device_scale.py [--data-root DIR]   (prints b, residu
 
 It also fits the CPU settings' levels b from log(per-thread peak), log(threads), int8 and runtime,
 leave-one-phone-out, and prints how far each held-out phone's levels are off: what the cards'
-peak_tflops_fp32 (cores x FLOP/cycle of cards/cores.yaml x clock) can tell a simple model.
+peak_tflops_fp32 (cores x FLOP/cycle of cards/cores.yaml x clock) can tell a simple model; then
+again with the cards' share of in-order cores (in_order_cores / compute_units) as one more column.
 ``--fpc A53=4,A55=4,...`` (FP32 FLOP/cycle per core, keyed by a substring of the card's
 microarchitecture) replaces the cards' figures with hypothetical ones.
 """
@@ -45,12 +46,14 @@ def main() -> None:
               f"clock={card.clock_ghz} units={card.compute_units} precision={card.precision} "
               f"{card.microarchitecture}")
     fpc = dict((k, float(v)) for k, v in (kv.split("=") for kv in args.fpc.split(","))) if args.fpc else None
-    level_fit(cards, b, fpc)
+    level_fit(cards, b, fpc, in_order=False)
+    print("with the share of in-order cores:")
+    level_fit(cards, b, fpc, in_order=True)
 
 
-def level_fit(cards: list[str], b: np.ndarray, fpc: dict[str, float] | None) -> None:
+def level_fit(cards: list[str], b: np.ndarray, fpc: dict[str, float] | None, in_order: bool) -> None:
     """Leave-one-phone-out least squares of the CPU settings' b on per-core peaks (the cards'
-    peak_tflops_fp32, or ``fpc`` x cores x clock)."""
+    peak_tflops_fp32, or ``fpc`` x cores x clock) and, with ``in_order``, the in-order share."""
     rows, target, phone = [], [], []
     for c, level in zip(cards, b, strict=True):
         card = load_card(c)
@@ -68,8 +71,13 @@ def level_fit(cards: list[str], b: np.ndarray, fpc: dict[str, float] | None) -> 
                     raise SystemExit(f"--fpc has no key for core '{core.strip()}' of {c}")
                 peak += int(n) * match[0]
             peak *= card.clock_ghz
-        rows.append([1.0, -np.log(peak / card.threads), -np.log(card.threads),
-                     float(card.precision == "int8"), float("torch" in c)])
+        row = [1.0, -np.log(peak / card.threads), -np.log(card.threads), float(card.precision == "int8"),
+               float("torch" in c)]
+        if in_order:
+            if card.in_order_cores is None:
+                raise SystemExit(f"card {c} has no in_order_cores (a core missing from cards/cores.yaml)")
+            row.append(card.in_order_cores / card.compute_units)
+        rows.append(row)
         target.append(level)
         phone.append(c.split("/")[2].split("|")[0])
     x, y, ph = np.asarray(rows), np.asarray(target), np.asarray(phone)

@@ -221,6 +221,29 @@ def test_save_load_round_trip_and_version_check(lat: Predictor, tmp_path: Path) 
         Predictor.load(tmp_path / "old.pt")
 
 
+def test_checkpoint_of_an_older_card_feature_prefix_still_loads(lat: Predictor, tmp_path: Path) -> None:
+    """A version-1 checkpoint (card features = the first 47 of today's) loads with zero weights for
+    the new columns and predicts as before; a classical model reading stored cards is refused."""
+    from ledgformer.hardware.card import FEATURE_NAMES, FEATURE_PREFIXES
+
+    with torch.no_grad():
+        lat.model.hw_mlp[0].weight[:, FEATURE_PREFIXES[1]:] = 0.0  # as if trained without them
+    path = lat.save(tmp_path / "now.pt")
+    ckpt = read_checkpoint(path)
+    ckpt["versions"]["card_feature_version"] = 1
+    key = "hw_mlp.0.weight"
+    ckpt["state_dict"][key] = ckpt["state_dict"][key][:, :FEATURE_PREFIXES[1]]
+    torch.save(ckpt, tmp_path / "v1.pt")
+    back = Predictor.load(tmp_path / "v1.pt")
+    assert back.model.hw_mlp[0].weight.shape[1] == len(FEATURE_NAMES)
+    assert back.predict(ARCH, "help/raspi4") == pytest.approx(lat.predict(ARCH, "help/raspi4"), rel=1e-5)
+    ckpt["versions"]["card_feature_version"], ckpt["model_name"] = 1, "flops"
+    ckpt["model_config"], ckpt["state_dict"] = {"task": "latency"}, {}
+    torch.save(ckpt, tmp_path / "flops_v1.pt")
+    with pytest.raises(LedgformerError, match="card_feature_version: checkpoint 1"):
+        Predictor.load(tmp_path / "flops_v1.pt")
+
+
 def test_cached_texts_never_run_the_encoder(lat: Predictor, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []

@@ -96,6 +96,27 @@ def test_cpu_setting_peak_from_the_cores_table() -> None:
     assert "peak 0.08256 TFLOP/s fp32" in pix.to_text()
 
 
+def test_in_order_cores_from_the_cores_table() -> None:
+    """in_order_cores counts the setting's in-order cores (Cortex-A53 / A55); the feature is their
+    share of the cores; a GPU setting or a hand card that does not say leaves both unknown."""
+    from ledgformer.hardware import FEATURE_NAMES
+
+    share, missing = FEATURE_NAMES.index("in_order_share"), FEATURE_NAMES.index("missing_in_order_share")
+    big = load_card("mmb/torch/s10|1large2med|quant")  # Mongoose M4 + 2 Cortex-A75: out-of-order
+    assert big.in_order_cores == 0 and big.features()[share] == 0 and big.features()[missing] == 0
+    assert "Cortex-A75 out-of-order" in big.source_for("in_order_cores")
+    little = load_card("mmb/tflite/a03s|3large|float")  # 3 Cortex-A53
+    assert little.in_order_cores == 3 and little.features()[share] == 1.0
+    gpu = load_card("mmb/tflite/s10|gpu|float")
+    assert gpu.in_order_cores is None and gpu.features()[missing] == 1.0
+    base = {"name": "x", "kind": "cpu", "vendor": "v", "chip": "c", "compute_units": 4}
+    assert validate_card({**base, "in_order_cores": 0}, "x.yaml").in_order_cores == 0
+    with pytest.raises(CardError, match=r"in_order_cores.*exceeds compute_units"):
+        validate_card({**base, "in_order_cores": 5}, "x.yaml")
+    with pytest.raises(CardError, match="in_order_cores' must be >= 0"):
+        validate_card({**base, "in_order_cores": -1}, "x.yaml")
+
+
 def test_all_builtin_cards_validate_and_cite_figures() -> None:
     names = list_cards()
     assert len(names) == len(set(names)) > 200

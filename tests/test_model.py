@@ -11,6 +11,7 @@ import torch
 from ledgformer.errors import LedgformerError
 from ledgformer.graph.builder import GraphBuilder
 from ledgformer.graph.ops import op_index
+from ledgformer.hardware import FEATURE_NAMES
 from ledgformer.model import HardwareBatch, TextTable, collate, create_model, graph_tensors, list_models
 from ledgformer.model.features import N_OPS, NODE_FEATURES, REL, op_totals, relations
 
@@ -43,7 +44,7 @@ def data():
     table = TextTable()
     items = [graph_tensors(g, table, texts=_texts) for g in graphs(16)]
     emb = torch.randn(len(table.texts()), TEXT_DIM, generator=torch.Generator().manual_seed(0))
-    hw = HardwareBatch(torch.randn(16, TEXT_DIM), torch.randn(16, 47))
+    hw = HardwareBatch(torch.randn(16, TEXT_DIM), torch.randn(16, len(FEATURE_NAMES)))
     return items, emb, hw
 
 
@@ -174,7 +175,7 @@ def test_roofline_card_starts_at_a_quarter_of_the_card_peak(data) -> None:
     """model.roofline_card: a card stating peak_tflops_fp32 gets P = peak x 1/4 at init (1 TFLOP/s
     = 5e8 MACs/ms), B stays learned where the card has no bandwidth; a card without figures gets
     the plain roofline prior; the option needs model.roofline."""
-    from ledgformer.hardware import FEATURE_NAMES, load_card
+    from ledgformer.hardware import load_card
 
     items, emb, _ = data
     g = items[2]
@@ -281,8 +282,6 @@ def test_hardware_text_off_ignores_card_text(data) -> None:
 
 def test_setting_token_reads_what_the_setting_is_not_how_fast(data) -> None:
     """``hw_features: setting``: text, clock, peak ... do not move the prediction; precision does."""
-    from ledgformer.hardware import FEATURE_NAMES
-
     items, emb, hw = data
     m = _model(hw_features="setting")
     batch = collate(items, emb)

@@ -10,6 +10,7 @@ import torch
 
 from ledgformer.errors import LedgformerError
 from ledgformer.graph.builder import GraphBuilder
+from ledgformer.hardware import FEATURE_NAMES
 from ledgformer.model import HardwareBatch, TextTable, create_model, graph_tensors
 from ledgformer.train.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from ledgformer.train.config import DEFAULTS, load_config
@@ -40,7 +41,8 @@ def synthetic_task(kind: str = "latency", n_graphs: int = 24, seed: int = 0) -> 
         device_row = np.repeat([0, 1], n_graphs)
         target = np.where(device_row == 0, 1e-4 * macs[graph_row] + 1, 3e-4 * macs[graph_row] + 0.5)
         gen = torch.Generator().manual_seed(seed + 1)
-        hw = HardwareBatch(torch.randn(2, 8, generator=gen), torch.randn(2, 47, generator=gen))
+        text = torch.randn(2, 8, generator=gen)
+        hw = HardwareBatch(text, torch.randn(2, len(FEATURE_NAMES), generator=gen))
         devices = ["dev/a", "dev/b"]
     else:
         graph_row, device_row = np.arange(n_graphs), np.full(n_graphs, -1)

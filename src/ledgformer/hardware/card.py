@@ -18,8 +18,12 @@ from ledgformer.errors import LedgformerError
 
 #: bump when ``to_text`` changes wording or order (text embeddings are cached on it)
 TEXT_VERSION = 1
-#: bump when ``FEATURE_NAMES`` changes
-FEATURE_VERSION = 1
+#: bump when ``FEATURE_NAMES`` changes (2: ``in_order_share`` appended)
+FEATURE_VERSION = 2
+#: earlier versions whose features are the first N of this one's: {version: N}. A checkpoint of
+#: one still loads where the card features enter through one linear layer (its new columns get
+#: zero weights, so its predictions do not move)
+FEATURE_PREFIXES = {1: 47}
 
 KINDS = ("gpu", "cpu", "mobile-soc", "fpga", "asic", "tpu")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int16", "int8", "int4", "mixed")
@@ -57,6 +61,9 @@ class HardwareCard:
     compute_units: int | None = None
     #: what ``compute_units`` counts: "cores", "SMs", "PEs", "DSP slices" ...
     compute_unit_name: str | None = None
+    #: how many of ``compute_units`` are in-order CPU cores (Cortex-A53 / A55 class), 0 when all are
+    #: out-of-order: at the same peak an in-order core keeps far less of it busy on a CNN
+    in_order_cores: int | None = None
     #: maximum (boost / turbo) clock of the units used
     clock_ghz: float | None = None
     memory_type: str | None = None
@@ -148,7 +155,9 @@ class HardwareCard:
         onehots += [float(self.precision == p) for p in PRECISIONS] + [float(self.precision is None)]
         family = runtime_family(self.runtime)
         onehots += [float(family == f) for f in _FAMILY_NAMES]
-        return np.asarray(values + mask + onehots, dtype=np.float32)
+        known = self.in_order_cores is not None and self.compute_units is not None
+        share = [self.in_order_cores / self.compute_units if known else 0.0, float(not known)]
+        return np.asarray(values + mask + onehots + share, dtype=np.float32)
 
 
 def _log1p(v: float) -> float:
@@ -173,6 +182,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     + tuple(f"kind={k}" for k in KINDS)
     + tuple(f"precision={p}" for p in PRECISIONS) + ("precision=unknown",)
     + tuple(f"runtime={f}" for f in _FAMILY_NAMES)
+    + ("in_order_share", "missing_in_order_share")
 )
 
 
@@ -196,6 +206,7 @@ def _num(v: float) -> str:
 _STR_FIELDS = {"name", "vendor", "chip", "product", "microarchitecture", "processor", "compute_unit_name",
                "memory_type", "runtime", "runtime_version", "notes"}
 _INT_FIELDS = {"compute_units", "batch_size", "threads"}
+_COUNT_FIELDS = {"in_order_cores"}  # whole numbers that may be 0
 _FLOAT_FIELDS = {"clock_ghz", "memory_gb", "memory_bandwidth_gbs", "peak_tflops_fp32", "peak_tflops_fp16",
                  "peak_tflops_bf16", "peak_tops_int8", "power_w"}
 _ENUMS = {"kind": KINDS, "precision": PRECISIONS, "measurement": ("measured", "estimated")}
@@ -204,7 +215,7 @@ CARD_FIELDS = tuple(f.name for f in fields(HardwareCard))
 #: fields a ``sources`` entry may name (the figures plus the setting), and "default"
 SOURCE_KEYS = frozenset(CARD_FIELDS) - {"name", "sources", "notes"} | {"default"}
 #: numeric figures that need a spec-sheet source in built-in cards
-FIGURE_FIELDS = tuple(sorted(_INT_FIELDS | _FLOAT_FIELDS))
+FIGURE_FIELDS = tuple(sorted(_INT_FIELDS | _COUNT_FIELDS | _FLOAT_FIELDS))
 
 
 def validate_card(data: Mapping[str, Any], source: str) -> HardwareCard:
@@ -222,6 +233,9 @@ def validate_card(data: Mapping[str, Any], source: str) -> HardwareCard:
         if value is None:
             continue
         clean[key] = _check_field(key, value, source)
+    if clean.get("in_order_cores", 0) > clean.get("compute_units", math.inf):
+        raise CardError(f"{source}: field 'in_order_cores' ({clean['in_order_cores']}) exceeds compute_units "
+                        f"({clean['compute_units']})")
     return HardwareCard(**clean)
 
 
@@ -239,12 +253,13 @@ def _check_field(key: str, value: Any, source: str) -> Any:
         if value not in allowed:
             raise CardError(f"{where} must be one of {', '.join(allowed)}, got {value!r}")
         return value
-    if key in _INT_FIELDS:
+    if key in _INT_FIELDS or key in _COUNT_FIELDS:
         if isinstance(value, bool) or (not isinstance(value, int) and not (
                 isinstance(value, float) and value.is_integer())):
             raise CardError(f"{where} must be a whole number (or null when unknown), got {value!r}")
-        if value < 1:
-            raise CardError(f"{where} must be >= 1, got {value!r}")
+        low = 0 if key in _COUNT_FIELDS else 1
+        if value < low:
+            raise CardError(f"{where} must be >= {low}, got {value!r}")
         return int(value)
     if key in _FLOAT_FIELDS:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

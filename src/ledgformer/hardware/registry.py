@@ -207,7 +207,9 @@ def _cpu_clusters(device_id: str, config: str) -> dict[str, Any] | None:
     used = [(int(n), cluster) for n, cluster in re.findall(r"(\d+)(large|med|small)", config)]
     archs, clocks, sources = [], [], dict(data.get("sources", {}))
     peaks: list[float | None] = []
+    in_order: list[int | None] = []
     cited: dict[str, str] = {}
+    pipelines: dict[str, str] = {}
     for count, cluster in used:
         proc = procs.get(cluster)
         if proc is None or count < 1 or count > proc.get("compute_units", 0):
@@ -221,6 +223,10 @@ def _cpu_clusters(device_id: str, config: str) -> dict[str, Any] | None:
                      else count * core[0] * proc["clock_ghz"])
         if core is not None:
             cited[proc["microarchitecture"]] = f"{core[0]:g} ({core[1]})"
+        pipe = core_pipeline(proc.get("microarchitecture"))
+        in_order.append(None if pipe is None else count * (pipe[0] == "in-order"))
+        if pipe is not None:
+            pipelines[proc["microarchitecture"]] = f"{pipe[0]} ({pipe[1]})"
     data.update(
         processor="CPU " + " + ".join(_CLUSTER_WORDS[c] for _, c in used) + (" clusters" if len(used) > 1
                                                                              else " cluster"),
@@ -231,19 +237,33 @@ def _cpu_clusters(device_id: str, config: str) -> dict[str, Any] | None:
         data["peak_tflops_fp32"] = round(sum(peaks) / 1000, 5)  # GFLOP/s -> TFLOP/s
         sources["peak_tflops_fp32"] = ("cores x FLOP/cycle x max clock of each cluster; FLOP/cycle: "
                                        + "; ".join(f"{k} {v}" for k, v in cited.items()))
+    if all(n is not None for n in in_order):
+        data["in_order_cores"] = sum(n for n in in_order if n is not None)
+        sources["in_order_cores"] = "; ".join(f"{k} {v}" for k, v in pipelines.items())
     return data
 
 
 def core_peak(microarchitecture: str | None) -> tuple[float, str] | None:
     """(FP32 FLOP per cycle, source) of a CPU core from ``cards/cores.yaml``; a name such as
     "Kryo 485 Gold (Cortex-A76 based)" is looked up as Cortex-A76. None when not listed."""
+    entry = _core_entry(microarchitecture)
+    return None if entry is None else (float(entry["flops_per_cycle_fp32"]), str(entry["source"]))
+
+
+def core_pipeline(microarchitecture: str | None) -> tuple[str, str] | None:
+    """("in-order" or "out-of-order", source) of a CPU core from ``cards/cores.yaml``, or None."""
+    entry = _core_entry(microarchitecture)
+    return None if entry is None else (str(entry["pipeline"]), str(entry["pipeline_source"]))
+
+
+def _core_entry(microarchitecture: str | None) -> dict[str, Any] | None:
     if not microarchitecture:
         return None
     cores = _cores()
     based = re.search(r"\(([^()]+?) based\)", microarchitecture)
     for name in (microarchitecture, based.group(1) if based else None):
         if name in cores:
-            return float(cores[name]["flops_per_cycle_fp32"]), str(cores[name]["source"])
+            return cores[name]
     return None
 
 
@@ -251,9 +271,12 @@ def core_peak(microarchitecture: str | None) -> tuple[float, str] | None:
 def _cores() -> dict[str, Any]:
     data = _read_yaml(CARDS_DIR / "cores.yaml")
     cores = data.get("cores") if isinstance(data, dict) else None
+    keys = {"flops_per_cycle_fp32", "source", "pipeline", "pipeline_source"}
     if not isinstance(cores, dict) or any(
-            not isinstance(v, dict) or set(v) != {"flops_per_cycle_fp32", "source"} for v in cores.values()):
-        raise CardError("cards/cores.yaml: expected cores: {name: {flops_per_cycle_fp32, source}}")
+            not isinstance(v, dict) or set(v) != keys or v["pipeline"] not in ("in-order", "out-of-order")
+            for v in cores.values()):
+        raise CardError("cards/cores.yaml: expected cores: {name: {flops_per_cycle_fp32, source, pipeline "
+                        "(in-order | out-of-order), pipeline_source}}")
     return cores
 
 

@@ -3,7 +3,9 @@
 A checkpoint carries the resolved run config, the model name and config, the text encoder id,
 the node-text template version, the IR version, the hardware-card text/feature versions and the
 data version (benchmark + split fingerprint). :func:`load_checkpoint` compares them with the
-running code and raises a ``LedgformerError`` that lists every difference.
+running code and raises a ``LedgformerError`` that lists every difference, except an older
+card-feature version whose features are a prefix of the current ones (``FEATURE_PREFIXES``):
+the first hardware layer of such a checkpoint is widened with zero weights.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def check_versions(ckpt: Mapping[str, Any], source: str, encoder_id: str | None = None,
                    data_version: Mapping[str, Any] | None = None) -> None:
     """Raise naming every field where the checkpoint differs from this code (and data, if given)."""
+    _widen_card_features(ckpt)
     saved = dict(ckpt["versions"])
     want = code_versions(encoder_id if encoder_id is not None else saved.get("encoder_id"))
     diffs = [f"{k}: checkpoint {saved.get(k)!r} vs current {v!r}"
@@ -73,6 +76,31 @@ def check_versions(ckpt: Mapping[str, Any], source: str, encoder_id: str | None 
                   if k in have and have[k] != v]
     if diffs:
         raise LedgformerError(f"{source} does not match this setup: " + "; ".join(diffs))
+
+
+#: the first layer that reads the card features, in the models that have one (LeDG-Former, baselines)
+_CARD_LAYER = "hw_mlp.0.weight"
+
+
+def _widen_card_features(ckpt: dict[str, Any]) -> None:
+    """Upgrade (in place) a checkpoint of a prefix card-feature version: zero weights for the new
+    feature columns of its card layer; a model without cards needs nothing. Other models are
+    left alone (the version check then refuses them)."""
+    from ledgformer.hardware.card import FEATURE_NAMES, FEATURE_PREFIXES, FEATURE_VERSION
+
+    versions, state = ckpt["versions"], ckpt["state_dict"]
+    n_old = FEATURE_PREFIXES.get(versions.get("card_feature_version"))
+    if n_old is None:
+        return
+    cfg = ckpt.get("model_config", {})
+    layers = [k for k in state if k.endswith(_CARD_LAYER)]
+    if cfg.get("task") != "accuracy" and cfg.get("use_hardware") is not False and (
+            not layers or any(state[k].shape[1] != n_old for k in layers)):
+        return  # reads the cards elsewhere (a classical model's stored card rows): retrain it
+    for k in layers:
+        w = state[k]
+        state[k] = torch.cat([w, w.new_zeros(w.shape[0], len(FEATURE_NAMES) - n_old)], 1)
+    ckpt["versions"] = {**versions, "card_feature_version": FEATURE_VERSION}
 
 
 def load_checkpoint(path: str | Path, encoder_id: str | None = None,
