@@ -65,14 +65,11 @@ def test_fast_encode_is_the_reference(dynamic: bool) -> None:
 def test_shipped_checkpoints_predict_as_before() -> None:
     """Every shipped checkpoint: the fast encode gives the old predictions (rtol 1e-5)."""
     from ledgformer.api.shipped import manifest, shipped_checkpoint
-    from ledgformer.model.registry import create_model
-    from ledgformer.train.checkpoint import read_checkpoint
+    from ledgformer.train.checkpoint import build_model, read_checkpoint
 
     for name in manifest():
         ckpt = read_checkpoint(shipped_checkpoint(name)[0])
-        model = create_model(ckpt["model_name"], **ckpt["model_config"])
-        model.load_state_dict(ckpt["state_dict"])
-        model.eval()
+        model = build_model(ckpt, name).eval()
         cfg = model.config
         batch = mixed_batch(cfg.text_dim, "network" if cfg.task == "latency" else "cell")
         n = len(batch.mask)

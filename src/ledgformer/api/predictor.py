@@ -85,8 +85,7 @@ class Predictor:
         """A shipped predictor by name (``ledgformer models list``) or a checkpoint path (model.pt).
 
         ``chunk_size``: graphs featurised and read out per step (bounds the memory of big lists)."""
-        from ledgformer.model.registry import create_model
-        from ledgformer.train.checkpoint import check_versions, read_checkpoint
+        from ledgformer.train.checkpoint import build_model, read_checkpoint
 
         text = str(name_or_path)
         entry: dict[str, Any] = {}
@@ -98,9 +97,7 @@ class Predictor:
         ckpt = read_checkpoint(path)
         cfg = ckpt.get("config", {})
         encoder = get_encoder(cfg.get("features", {}).get("encoder", DEFAULT_ENCODER))
-        check_versions(ckpt, f"predictor {name} ({path})", encoder.id)
-        model = create_model(ckpt["model_name"], **ckpt["model_config"])
-        model.load_state_dict(ckpt["state_dict"])
+        model = build_model(ckpt, f"predictor {name} ({path})", encoder.id)
         extra = dict(ckpt.get("extra", {}))
         metrics = extra.get("metrics") or entry.get("metrics") or _run_metrics(path)
         return cls(model, name=name, encoder=encoder, model_name=ckpt["model_name"],

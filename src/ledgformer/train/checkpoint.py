@@ -103,17 +103,24 @@ def _widen_card_features(ckpt: dict[str, Any]) -> None:
     ckpt["versions"] = {**versions, "card_feature_version": FEATURE_VERSION}
 
 
+def build_model(ckpt: dict[str, Any], source: str, encoder_id: str | None = None,
+                data_version: Mapping[str, Any] | None = None) -> nn.Module:
+    """The checkpoint's model with its weights (train mode), after the version check (which also
+    widens an older card-feature prefix): the one way every loader builds a model."""
+    from ledgformer.model.registry import create_model
+
+    check_versions(ckpt, source, encoder_id, data_version)
+    model = create_model(ckpt["model_name"], **ckpt["model_config"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model
+
+
 def load_checkpoint(path: str | Path, encoder_id: str | None = None,
                     data_version: Mapping[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """(model with weights loaded, in eval mode; the checkpoint dict) after the version check."""
-    from ledgformer.model.registry import create_model
-
     ckpt = read_checkpoint(path)
-    check_versions(ckpt, f"checkpoint {path}", encoder_id, data_version)
-    model = create_model(ckpt["model_name"], **ckpt["model_config"])
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval(), ckpt
+    return build_model(ckpt, f"checkpoint {path}", encoder_id, data_version).eval(), ckpt
 
 
-__all__ = ["FORMAT_VERSION", "check_versions", "code_versions", "load_checkpoint", "read_checkpoint",
-           "save_checkpoint"]
+__all__ = ["FORMAT_VERSION", "build_model", "check_versions", "code_versions", "load_checkpoint",
+           "read_checkpoint", "save_checkpoint"]

@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ledgformer.errors import LedgformerError
-from ledgformer.model.registry import create_model
-from ledgformer.train.checkpoint import check_versions, read_checkpoint, save_checkpoint
+from ledgformer.train.checkpoint import build_model, read_checkpoint, save_checkpoint
 from ledgformer.train.config import DEFAULTS, finetune_settings, merge
 from ledgformer.train.tasks import TaskData, build_task
 from ledgformer.train.trainer import Trainer, pairwise_rank_loss, set_seed
@@ -27,10 +26,8 @@ from ledgformer.train.trainer import Trainer, pairwise_rank_loss, set_seed
 def restore(ckpt: dict[str, Any], cfg: dict[str, Any], path: str | Path) -> tuple[torch.nn.Module, TaskData]:
     """(model with the checkpoint's weights, the task of ``cfg``), versions checked against the data."""
     data = build_task(cfg)
-    check_versions(ckpt, f"checkpoint {path}", data.encoder_id,
-                   data.data_version if cfg == ckpt["config"] else None)
-    model = create_model(ckpt["model_name"], **ckpt["model_config"])
-    model.load_state_dict(ckpt["state_dict"])
+    model = build_model(ckpt, f"checkpoint {path}", data.encoder_id,
+                        data.data_version if cfg == ckpt["config"] else None)
     return model, data
 
 
