@@ -2,10 +2,10 @@
 
 A checkpoint carries the resolved run config, the model name and config, the text encoder id,
 the node-text template version, the IR version, the hardware-card text/feature versions and the
-data version (benchmark + split fingerprint). :func:`load_checkpoint` compares them with the
-running code and raises a ``LedgformerError`` that lists every difference, except an older
-card-feature version whose features are a prefix of the current ones (``FEATURE_PREFIXES``):
-the first hardware layer of such a checkpoint is widened with zero weights.
+data version (benchmark + split fingerprint). :func:`build_model` compares them with the
+running code and raises a ``LedgformerError`` that lists every difference; a checkpoint of an
+older card-feature version whose features are a prefix of the current ones (``FEATURE_PREFIXES``)
+is first upgraded: its first hardware layer is widened with zero weights.
 """
 
 from __future__ import annotations
@@ -65,7 +65,6 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def check_versions(ckpt: Mapping[str, Any], source: str, encoder_id: str | None = None,
                    data_version: Mapping[str, Any] | None = None) -> None:
     """Raise naming every field where the checkpoint differs from this code (and data, if given)."""
-    _widen_card_features(ckpt)
     saved = dict(ckpt["versions"])
     want = code_versions(encoder_id if encoder_id is not None else saved.get("encoder_id"))
     diffs = [f"{k}: checkpoint {saved.get(k)!r} vs current {v!r}"
@@ -109,6 +108,7 @@ def build_model(ckpt: dict[str, Any], source: str, encoder_id: str | None = None
     widens an older card-feature prefix): the one way every loader builds a model."""
     from ledgformer.model.registry import create_model
 
+    _widen_card_features(ckpt)
     check_versions(ckpt, source, encoder_id, data_version)
     model = create_model(ckpt["model_name"], **ckpt["model_config"])
     model.load_state_dict(ckpt["state_dict"])
