@@ -164,6 +164,9 @@ def test_collect_examples_filters_devices_and_balances_families() -> None:
     assert collect_examples([bench], max_graphs=6, seed=0)[0].graph_ids == ex.graph_ids
     with pytest.raises(LedgformerError, match=r"data\.devices: dev/z not in toy; known: dev/a, dev/b"):
         collect_examples([bench], devices=["dev/z"])
+    assert collect_examples([bench], devices=["dev/[b-z]"])[0].devices == ["dev/b"]  # a glob
+    with pytest.raises(LedgformerError, match=r"data\.devices: gpu/\* not in toy"):
+        collect_examples([bench], devices=["dev/a", "gpu/*"])
 
 
 def test_task_on_the_embedded_set_with_per_family_metrics() -> None:

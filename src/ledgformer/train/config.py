@@ -56,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
         # (None: valid_fraction of the networks on the training devices)
         "valid_device": None,
         "test_fraction": 0.2,  # latency, split=random: fraction of the graphs in test
-        "devices": None,  # latency: keep only these cards (None: all)
+        "devices": None,  # latency: keep only these cards, names or globs (None: all)
         "max_graphs": None,  # latency: a seeded, family-balanced subset of the graphs (quick runs)
     },
     "features": {"encoder": "minilm"},

@@ -16,7 +16,7 @@ train and valid, and is deterministic from the seed (``data.split``):
 
 Records tagged ``output_cut_off`` (NAS-Bench-201 networks whose output does not depend on their
 input: their latency is the runtime's constant folding, not the graph's; see ``data.help``) are
-left out and counted in the data version. ``data.devices`` keeps only those cards;
+left out and counted in the data version. ``data.devices`` keeps only those cards (names or globs);
 ``data.max_graphs`` keeps a seeded, family-balanced subset of the graphs (quick runs and tests).
 The split JSON names what was held out and the graph ids of each part.
 """
@@ -105,12 +105,17 @@ def collect_examples(benches: Sequence[BenchmarkData], devices: Sequence[str] | 
     if not recs:
         raise LedgformerError(f"{names}: no latency records with a graph")
     if devices:
-        known = sorted({r.device for r in recs})
-        unknown = [d for d in devices if d not in known]
-        if unknown:
-            raise LedgformerError(f"data.devices: {', '.join(unknown)} not in {names}; "
-                                  f"known: {', '.join(known)}")
-        recs = [r for r in recs if r.device in set(devices)]
+        from fnmatch import fnmatchcase
+
+        known = sorted({r.device for r in recs if r.device is not None})
+        keep: set[str] = set()
+        for d in devices:  # a card name, or a glob such as mmb/*/s10|* (every setting of a phone)
+            match = [k for k in known if fnmatchcase(k, d)] if any(c in d for c in "*?[") else \
+                [d] if d in known else []
+            if not match:
+                raise LedgformerError(f"data.devices: {d} not in {names}; known: {', '.join(known)}")
+            keep.update(match)
+        recs = [r for r in recs if r.device in keep]
     ids = sorted({r.graph_id for r in recs})
     if max_graphs is not None and max_graphs < len(ids):
         ids = _balanced_subset(ids, [family[g] for g in ids], int(max_graphs), seed)
