@@ -10,9 +10,10 @@ Sequence per graph: ``[global token, hardware token (latency tasks), node tokens
   bilinear score of the *current* states (h_i, h_j) gated per head by the relation. The effective
   adjacency therefore changes with the input and from layer to layer. With ``local_mp`` each
   block also sums its parents' and children's states first (a GIN-style step along the edges).
-* The hardware token (card text embedding + MLP of the card's numeric features) attends to the
-  nodes and is attended by them, so one model serves every device: an unseen device needs only
-  its card.
+* The hardware token (card text embedding + MLP of the card's numeric features; with
+  ``hw_features: setting`` only what the setting is, its speed left to the roofline's card
+  figures) attends to the nodes and is attended by them, so one model serves every device: an
+  unseen device needs only its card.
 * Latency readout: log of a sum of per-node positive costs (logsumexp of node scores) plus a
   graph-level correction: latency is close to additive over operators. With ``roofline`` each
   node's cost is a learned factor times MACs / P + bytes / B, P and B read from the hardware
