@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -105,16 +106,13 @@ def collect_examples(benches: Sequence[BenchmarkData], devices: Sequence[str] | 
     if not recs:
         raise LedgformerError(f"{names}: no latency records with a graph")
     if devices:
-        from fnmatch import fnmatchcase
-
         known = sorted({r.device for r in recs if r.device is not None})
-        keep: set[str] = set()
-        for d in devices:  # a card name, or a glob such as mmb/*/s10|* (every setting of a phone)
-            match = [k for k in known if fnmatchcase(k, d)] if any(c in d for c in "*?[") else \
-                [d] if d in known else []
-            if not match:
-                raise LedgformerError(f"data.devices: {d} not in {names}; known: {', '.join(known)}")
-            keep.update(match)
+        matches = {d: _matching(d, known) for d in devices}
+        unknown = [d for d, m in matches.items() if not m]
+        if unknown:
+            raise LedgformerError(f"data.devices: {', '.join(unknown)} not in {names}; "
+                                  f"known: {', '.join(known)}")
+        keep = {k for m in matches.values() for k in m}
         recs = [r for r in recs if r.device in keep]
     ids = sorted({r.graph_id for r in recs})
     if max_graphs is not None and max_graphs < len(ids):
@@ -164,13 +162,19 @@ def _need(value: Any, key: str, known: Sequence[str], what: str) -> str:
     return str(value)
 
 
+def _matching(pattern: str, names: Sequence[str]) -> list[str]:
+    """The names ``pattern`` names: itself if listed, or every match of a glob such as
+    ``mmb/*/pixel4|*`` (every setting of one phone)."""
+    if any(c in pattern for c in "*?["):
+        return [n for n in names if fnmatchcase(n, pattern)]
+    return [pattern] if pattern in names else []
+
+
 def _held_devices(pattern: str | None, devices: Sequence[str], key: str = "test_device") -> list[int]:
     """Indices of the devices ``pattern`` names: one card, or a glob such as ``mmb/*/pixel4|*``
     (every setting of one phone, so the phone itself is unseen, not just one of its settings)."""
     if pattern is not None and any(c in pattern for c in "*?["):
-        from fnmatch import fnmatchcase
-
-        held = [i for i, d in enumerate(devices) if fnmatchcase(d, pattern)]
+        held = [devices.index(d) for d in _matching(pattern, devices)]
         if not held:
             raise LedgformerError(f"data.{key} pattern {pattern!r} matches no device; devices: "
                                   f"{', '.join(sorted(devices)[:20])}{' ...' if len(devices) > 20 else ''}")
