@@ -110,7 +110,8 @@ def test_in_order_cores_from_the_cores_table() -> None:
     gpu = load_card("mmb/tflite/s10|gpu|float")
     assert gpu.in_order_cores is None and gpu.features()[missing] == 1.0
     base = {"name": "x", "kind": "cpu", "vendor": "v", "chip": "c", "compute_units": 4}
-    assert validate_card({**base, "in_order_cores": 0}, "x.yaml").in_order_cores == 0
+    assert validate_card(base, "x.yaml").features()[missing] == 1.0
+    assert validate_card({**base, "in_order_cores": 1}, "x.yaml").features()[share] == 0.25
     with pytest.raises(CardError, match=r"in_order_cores.*exceeds compute_units"):
         validate_card({**base, "in_order_cores": 5}, "x.yaml")
     with pytest.raises(CardError, match="in_order_cores' must be >= 0"):
