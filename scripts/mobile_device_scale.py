@@ -2,7 +2,7 @@
 
 Why: it shows how much of a held-out phone's error is a level the card cannot tell (e.g. the
 Pixel 4's Cortex-A76 cores against the A75 cores of the training phones; README, Limits).
-Run: python scripts/mobile_device_scale.py [--data-root DIR]   (prints b, residual, card fields)
+Run: python scripts/mobile_device_scale.py [--data-root DIR]   (prints b, median ms, residual, card fields)
 
 It also fits the CPU settings' levels b from log(per-thread peak), log(threads), int8 and runtime,
 leave-one-phone-out, and prints how far each held-out phone's levels are off: what the cards'
@@ -42,7 +42,8 @@ def main() -> None:
     res = y - a[:, None] - b[None]
     for c in cards:
         card, j = load_card(c), ci[c]
-        print(f"{c:40s} b={b[j]:6.2f} mean|resid|={np.nanmean(np.abs(res[:, j])):.3f} "
+        print(f"{c:40s} b={b[j]:6.2f} median={np.exp(np.nanmedian(y[:, j])):7.1f} ms "
+              f"mean|resid|={np.nanmean(np.abs(res[:, j])):.3f} "
               f"clock={card.clock_ghz} units={card.compute_units} precision={card.precision} "
               f"{card.microarchitecture}")
     fpc = dict((k, float(v)) for k, v in (kv.split("=") for kv in args.fpc.split(","))) if args.fpc else None
