@@ -324,3 +324,26 @@ def test_shared_encoding_serves_every_device(data, hw_layers) -> None:
     plain = m(batch.index(rows), hw.index(torch.arange(6)))
     assert torch.allclose(shared, plain, atol=1e-5)
     assert not torch.allclose(shared[3], shared[4])  # same graph, different card
+
+
+def test_fast_relation_gathers_equal_plain_indexing(data) -> None:
+    """Training path (gather with an index_add backward) and inference path (every block's
+    table gathered at once, padding folded in) give what ``table[rel]`` and autograd give."""
+    from ledgformer.model.relation_gather import gather_relations
+
+    items, emb, hw = data
+    m = _model(dyn_gate_init=0.5, hw_layers=0)  # every block device-independent: ``encode``
+    batch, six = collate(items[:6], emb), hw.index(torch.arange(6))  # sizes differ: padded keys
+    with torch.no_grad():
+        fast = m(batch, six)
+    with torch.enable_grad():
+        slow = m(batch, six)
+    assert torch.allclose(fast, slow, atol=1e-5)
+    table = torch.randn(5, 4, requires_grad=True)
+    rel = torch.randint(0, 5, (2, 3, 3))
+    w = torch.randn(2, 4, 3, 3)
+    (gather_relations(table, rel) * w).sum().backward()
+    got = table.grad.clone()
+    table.grad = None
+    (table[rel].permute(0, 3, 1, 2) * w).sum().backward()
+    assert torch.allclose(got, table.grad, atol=1e-6)

@@ -53,7 +53,7 @@ MAX_SHARDS = 8
 #: shards of at least this many graphs are left alone by compaction (no rewriting of big files)
 BIG_SHARD = 4096
 #: modules whose source decides the encodings beyond the features
-MODEL_MODULES = ("ledgformer.model.ledgformer",)
+MODEL_MODULES = ("ledgformer.model.ledgformer", "ledgformer.model.relation_gather")
 #: modules whose source decides which graph a NAS arch key builds
 BUILDER_MODULES = ("ledgformer.graph.ir", "ledgformer.graph.ops", "ledgformer.graph.builder",
                    "ledgformer.graph.cost", "ledgformer.spaces.nb201", "ledgformer.spaces.nb101")

@@ -46,6 +46,7 @@ from ledgformer.model.features import (
     op_totals,
 )
 from ledgformer.model.registry import PredictorModel, register_model
+from ledgformer.model.relation_gather import gather_relations, lookup
 
 
 @dataclass
@@ -123,25 +124,6 @@ def mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d_in, d_hidden), nn.GELU(), nn.Linear(d_hidden, d_out))
 
 
-class _RelationLookup(torch.autograd.Function):
-    """``table[rel]`` as [B, C, S, S] with an ``index_add_`` backward (``nn.Embedding``'s dense
-    backward sorts B*S*S indices and dominates a CPU training step on whole networks)."""
-
-    @staticmethod
-    def forward(ctx: Any, table: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(rel)
-        ctx.n_rel = table.shape[0]
-        return table[rel].permute(0, 3, 1, 2)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (rel,) = ctx.saved_tensors
-        c = grad.shape[1]
-        flat = grad.permute(0, 2, 3, 1).reshape(-1, c)
-        out = torch.zeros(ctx.n_rel, c, dtype=grad.dtype, device=grad.device)
-        return out.index_add_(0, rel.reshape(-1), flat), None
-
-
 class RelationBias(nn.Module):
     """Per-head attention bias from the pair's relation and (optionally) their current states."""
 
@@ -161,32 +143,13 @@ class RelationBias(nn.Module):
         """``h`` [B, S, d], ``rel`` [B, S, S] relation ids -> bias [B, H, S, S]; ``per_rel``: this
         block's ``table[rel]`` as [B, C, S, S] when the caller gathered it already (``lookup``)."""
         if per_rel is None:
-            per_rel = _RelationLookup.apply(self.table, rel)
+            per_rel = gather_relations(self.table, rel)
         if not self.dynamic:
             return per_rel
         b, s, _ = h.shape
         a, c = self.pair(h).view(b, s, 2, self.h, self.r).permute(2, 0, 3, 1, 4)
         score = a @ c.transpose(-1, -2) / math.sqrt(self.r)
         return per_rel[:, : self.h] + per_rel[:, self.h:] * score
-
-
-def lookup(biases: list[RelationBias], rel: torch.Tensor, key_pad: torch.Tensor) -> list[torch.Tensor]:
-    """Each block's ``table[rel].permute(0, 3, 1, 2)`` with ``key_pad`` added to the static columns
-    (same values), for inference: one ``take`` per column into planes [C, B, S, S] is several times
-    faster than indexing rows, and the bias arithmetic on contiguous planes ~2x faster than on the
-    permuted view. Padded keys read an extra relation row (static -inf, gate 0), so the blocks need
-    not add ``key_pad``: -inf + 0 * score = -inf and x + 0 = x, as adding it gives."""
-    rows = []
-    for b in biases:  # the table plus the padding row; static columns first
-        pad = torch.zeros(1, b.table.shape[1], dtype=b.table.dtype, device=b.table.device)
-        pad[0, : b.h] = float("-inf")
-        rows.append(torch.cat([b.table, pad]))
-    cols = torch.cat(rows, dim=1).T.contiguous()  # [sum C, R + 1]
-    rel = rel.masked_fill(torch.isinf(key_pad[:, 0]), cols.shape[1] - 1)
-    out = torch.empty((len(cols), *rel.shape), dtype=cols.dtype, device=cols.device)
-    for c in range(len(cols)):
-        torch.take(cols[c], rel, out=out[c])
-    return list(out.permute(1, 0, 2, 3).split([r.shape[1] for r in rows], dim=1))
 
 
 class Block(nn.Module):
@@ -469,4 +432,4 @@ class LeDGFormer(PredictorModel):
         return self.decode(x, batch, hw)
 
 
-__all__ = ["Block", "LeDGFormer", "LeDGFormerConfig", "RelationBias", "lookup"]
+__all__ = ["Block", "LeDGFormer", "LeDGFormerConfig", "RelationBias"]
