@@ -167,6 +167,10 @@ def test_collect_examples_filters_devices_and_balances_families() -> None:
     assert collect_examples([bench], devices=["dev/[b-z]"])[0].devices == ["dev/b"]  # a glob
     with pytest.raises(LedgformerError, match=r"data\.devices: gpu/\* not in toy"):
         collect_examples([bench], devices=["dev/a", "gpu/*"])
+    ex, kept = collect_examples([bench], drop_families=[FAMS[0]])
+    assert FAMS[0] not in ex.graph_family and len(kept) == 8 and ex.target.size == 16
+    with pytest.raises(LedgformerError, match=rf"data\.drop_families: zeta not in toy; families: {FAMS[0]}"):
+        collect_examples([bench], drop_families=["zeta"])
 
 
 def test_task_on_the_embedded_set_with_per_family_metrics() -> None:

@@ -57,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
         "valid_device": None,
         "test_fraction": 0.2,  # latency, split=random: fraction of the graphs in test
         "devices": None,  # latency: keep only these cards, names or globs (None: all)
+        # latency: leave these families out of the data entirely (design studies judged on a
+        # family the suite tests elsewhere, with as many training families as the suite has)
+        "drop_families": None,
         "max_graphs": None,  # latency: a seeded, family-balanced subset of the graphs (quick runs)
     },
     "features": {"encoder": "minilm"},

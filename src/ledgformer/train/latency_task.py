@@ -17,6 +17,7 @@ train and valid, and is deterministic from the seed (``data.split``):
 Records tagged ``output_cut_off`` (NAS-Bench-201 networks whose output does not depend on their
 input: their latency is the runtime's constant folding, not the graph's; see ``data.help``) are
 left out and counted in the data version. ``data.devices`` keeps only those cards (names or globs);
+``data.drop_families`` leaves those families out entirely (design studies: see configs/studies);
 ``data.max_graphs`` keeps a seeded, family-balanced subset of the graphs (quick runs and tests).
 The split JSON names what was held out and the graph ids of each part.
 """
@@ -80,8 +81,10 @@ def load_latency_benchmark(name: str, data_root: str | Path | None = None) -> Be
 
 
 def collect_examples(benches: Sequence[BenchmarkData], devices: Sequence[str] | None = None,
-                     max_graphs: int | None = None, seed: int = 0) -> tuple[Examples, dict[str, ArchGraph]]:
-    """Latency records with a graph (and, if given, on ``devices``), graphs sorted by id."""
+                     max_graphs: int | None = None, seed: int = 0,
+                     drop_families: Sequence[str] | None = None) -> tuple[Examples, dict[str, ArchGraph]]:
+    """Latency records with a graph (and, if given, on ``devices`` and outside ``drop_families``),
+    graphs sorted by id."""
     graphs: dict[str, ArchGraph] = {}
     recs: list[Record] = []
     family: dict[str, str] = {}
@@ -114,6 +117,13 @@ def collect_examples(benches: Sequence[BenchmarkData], devices: Sequence[str] | 
                                   f"known: {', '.join(known)}")
         keep = {k for m in matches.values() for k in m}
         recs = [r for r in recs if r.device in keep]
+    if drop_families:
+        fams = sorted({family[r.graph_id] for r in recs})
+        unknown = [f for f in drop_families if f not in fams]
+        if unknown:
+            raise LedgformerError(f"data.drop_families: {', '.join(unknown)} not in {names}; "
+                                  f"families: {', '.join(fams)}")
+        recs = [r for r in recs if family[r.graph_id] not in set(drop_families)]
     ids = sorted({r.graph_id for r in recs})
     if max_graphs is not None and max_graphs < len(ids):
         ids = _balanced_subset(ids, [family[g] for g in ids], int(max_graphs), seed)
@@ -257,7 +267,7 @@ def latency_task(cfg: Mapping[str, Any], seed: int) -> LatencyTaskData:
     d = cfg["data"]
     names = [d["benchmark"]] if isinstance(d["benchmark"], str) else list(d["benchmark"])
     benches = [load_latency_benchmark(name, d["data_root"]) for name in names]
-    ex, graphs = collect_examples(benches, d["devices"], d["max_graphs"], seed)
+    ex, graphs = collect_examples(benches, d["devices"], d["max_graphs"], seed, d["drop_families"])
     split = latency_split(ex, str(d["split"]), seed, test_family=d["test_family"],
                           valid_family=d["valid_family"], test_device=d["test_device"],
                           valid_device=d["valid_device"],
