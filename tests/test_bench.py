@@ -52,6 +52,22 @@ def test_suite_errors(tmp_path: Path) -> None:
     assert main(["bench", "no-such-suite"]) == 2
 
 
+def test_suite_set_applies_to_every_run_and_settings_and_variants_win(tmp_path: Path) -> None:
+    from ledgformer.train.bench import plan_suite
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"base: {REPO / 'configs' / 'nb201-acc-781.yaml'}\n"
+                     "set: {train.epochs: 3, train.lr: 0.01}\n"
+                     "settings: {a: {}, b: {train.epochs: 5}}\n"
+                     "variants: {x: {}, y: {train.lr: 0.02}}\nmetrics: [test.kendall_tau]\n")
+    plan = plan_suite(suite, results_dir=tmp_path, runs_dir=tmp_path / "runs")
+    got = {(h["setting"], h["variant"]): (c["train"]["epochs"], c["train"]["lr"]) for _, h, c in plan["todo"]}
+    assert got == {("a", "x"): (3, 0.01), ("a", "y"): (3, 0.02), ("b", "x"): (5, 0.01), ("b", "y"): (5, 0.02)}
+    suite.write_text(suite.read_text().replace("set: {train.epochs: 3, train.lr: 0.01}", "set: [1]"))
+    with pytest.raises(LedgformerError, match="'set' is a mapping"):
+        load_suite(suite)
+
+
 def test_shipped_suites_load() -> None:
     for path in sorted((REPO / "configs" / "bench").glob("*.yaml")):
         suite = load_suite(path)

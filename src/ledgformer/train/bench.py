@@ -41,7 +41,7 @@ from ledgformer.train.bench_report import write_results
 RESULTS_VERSION = 1
 
 SUITE_KEYS = {"suite", "description", "base", "seeds", "settings", "variants", "metrics", "quick",
-              "command", "limit", "shots", "tables"}
+              "command", "limit", "shots", "tables", "set"}
 
 
 def load_suite(path: str | Path) -> dict[str, Any]:
@@ -66,6 +66,10 @@ def load_suite(path: str | Path) -> dict[str, Any]:
         bad = [s for s in only if s not in suite["settings"]]
         if bad:
             raise LedgformerError(f"{path}: limit.{variant} names unknown setting(s) {bad}")
+    if not isinstance(suite.get("set") or {}, dict):
+        raise LedgformerError(f"{path}: 'set' is a mapping of config overrides applied to every run "
+                              f"(e.g. {{train.max_minutes: null}}), got {suite['set']!r}")
+    suite["set"] = dict(suite.get("set") or {})
     suite["shots"] = [int(k) for k in suite.get("shots") or []]
     if any(k < 1 for k in suite["shots"]):
         raise LedgformerError(f"{path}: shots are K >= 1 measured samples (K = 0 is the test.* metrics)")
@@ -234,7 +238,8 @@ def plan_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path
     reused: dict[int, dict[str, Any]] = {}
     todo: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     for i, (setting, variant, seed) in enumerate(grid):
-        ov = _overrides(suite["settings"][setting], suite["variants"][variant], suite["extra"])
+        ov = _overrides(suite.get("set"), suite["settings"][setting], suite["variants"][variant],
+                        suite["extra"])
         out = Path(runs_dir) / name / _slug(setting) / _slug(variant) / f"seed{seed}"
         cfg = load_config(suite["base"], [*ov, f"seed={seed}", f"out={out}", "train.progress=false"])
         key = _run_key(cfg, suite["shots"])
