@@ -4,9 +4,12 @@ backward and the inference path's one-pass gather for every block. Same values a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from ledgformer.model.ledgformer import RelationBias
 
 
 class _RelationLookup(torch.autograd.Function):
@@ -33,7 +36,7 @@ def gather_relations(table: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
     return _RelationLookup.apply(table, rel)
 
 
-def lookup(biases: list[Any], rel: torch.Tensor, key_pad: torch.Tensor) -> list[torch.Tensor]:
+def lookup(biases: list[RelationBias], rel: torch.Tensor, key_pad: torch.Tensor) -> list[torch.Tensor]:
     """Each block's ``table[rel].permute(0, 3, 1, 2)`` with ``key_pad`` added to the static columns
     (same values), for inference: one ``take`` per column into planes [C, B, S, S] is several times
     faster than indexing rows, and the bias arithmetic on contiguous planes ~2x faster than on the
