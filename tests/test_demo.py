@@ -34,7 +34,16 @@ def tiny_onnx(tmp_path: Path) -> Path:
     return path
 
 
-def test_reduced_demo_trains_compares_and_predicts(tmp_path: Path, tiny_onnx: Path) -> None:
+@pytest.mark.parametrize("elsewhere", [True, False], ids=["trained-elsewhere", "trained-here"])
+def test_reduced_demo_trains_compares_and_predicts(tmp_path: Path, tiny_onnx: Path,
+                                                   monkeypatch: pytest.MonkeyPatch, elsewhere: bool) -> None:
+    # the embedded set measured on another machine (or here): the demo says when its predictions
+    # for this machine are zero-shot
+    from ledgformer.measure import detect_card
+
+    here = detect_card("onnxruntime", 1, "fp32").to_text()
+    monkeypatch.setattr("ledgformer.train.demo.embedded_machine_text",
+                        lambda: "Another Machine, CPU" if elsewhere else here.split(", ONNX Runtime")[0])
     buf = io.StringIO()
     res = run_demo(tmp_path / "demo", overrides=QUICK, model_spec=str(tiny_onnx), runtimes=("onnxruntime",),
                    repeat=8, console=Console(file=buf, width=200))
@@ -57,6 +66,7 @@ def test_reduced_demo_trains_compares_and_predicts(tmp_path: Path, tiny_onnx: Pa
     assert set(local.predicted_ms) == {"LeDG-Former", "FLOPs"} and min(local.predicted_ms.values()) > 0
     assert (local.measured_ms or 0) > 0 or local.note.startswith("not measured")
     assert saved["local"]["platforms"][0]["platform"] == local.platform
+    assert ("measured on another machine (Another Machine, CPU)" in text) == elsewhere
 
 
 def test_cli_demo_without_measuring(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

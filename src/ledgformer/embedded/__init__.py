@@ -115,4 +115,11 @@ def load_embedded(folder: str | Path | None = None) -> BenchmarkData:
     return BenchmarkData(name="embedded", graphs=graphs, records=records, meta=meta, failures=failures)
 
 
-__all__ = ["EMBEDDED_DIR", "cards_dir", "list_embedded_cards", "load_embedded", "load_embedded_card"]
+def embedded_machine_text(folder: str | Path | None = None) -> str | None:
+    """The machine the embedded set was measured on, as its cards describe it (manifest), or None."""
+    path = Path(folder or EMBEDDED_DIR) / MANIFEST_FILE
+    return _read_json(path).get("machine_text") if path.is_file() else None
+
+
+__all__ = ["EMBEDDED_DIR", "cards_dir", "embedded_machine_text", "list_embedded_cards", "load_embedded",
+           "load_embedded_card"]

@@ -23,6 +23,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from ledgformer.embedded import embedded_machine_text
 from ledgformer.errors import LedgformerError
 from ledgformer.graph.ir import ArchGraph
 from ledgformer.hardware import HardwareCard
@@ -136,8 +137,9 @@ def _table(console: Console, data: LatencyTaskData, results: Mapping[str, Mappin
 
 
 def _local(console: Console, trainers: Mapping[str, Any], encoder: str, spec: str,
-           runtimes: Sequence[str], repeat: int) -> list[LocalResult]:
-    """Predict ``spec`` on this machine's platforms with every model, then measure it there."""
+           runtimes: Sequence[str], repeat: int, trained_on: str | None = None) -> list[LocalResult]:
+    """Predict ``spec`` on this machine's platforms with every model, then measure it there;
+    ``trained_on``: the machine the training data was measured on (said when this one differs)."""
     from ledgformer.graph.zoo import load_model
     from ledgformer.measure import RUNTIME_PRECISION, MeasurementUnstable, detect_card, measure
 
@@ -156,6 +158,9 @@ def _local(console: Console, trainers: Mapping[str, Any], encoder: str, spec: st
                 res.note = f"not measured: {err}"
         out.append(res)
     console.print(f"this machine: {cards[0].to_text()}")
+    if trained_on and not cards[0].to_text().startswith(trained_on):
+        console.print(f"[yellow]note:[/] the training data were measured on another machine ({trained_on}); "
+                      "for this one the predictions are zero-shot, from its card alone")
     t = Table(title=f"{spec} ({graph.macs / 1e9:.2f} GMACs, batch 1): predicted vs measured here")
     t.add_column("platform")
     t.add_column("measured ms", justify="right")
@@ -244,7 +249,9 @@ def run_demo(out: str | Path = "runs/demo", config: str | Path | None = None, ov
     result = DemoResult(metrics={"split": summary, **metrics}, out=out)
     if model_spec:
         console.print(f"[bold]4/4[/] predicting {model_spec} on this machine, then measuring it")
-        result.local = _local(console, trainers, cfg["features"]["encoder"], model_spec, runtimes, repeat)
+        trained_on = embedded_machine_text() if cfg["data"]["benchmark"] == "embedded" else None
+        result.local = _local(console, trainers, cfg["features"]["encoder"], model_spec, runtimes, repeat,
+                              trained_on)
         result.metrics["local"] = {"model": model_spec, "platforms": [vars(r) for r in result.local]}
     result.metrics["demo_seconds"] = time.time() - t0
     report.write_metrics_json(result.metrics, out / "metrics.json")
