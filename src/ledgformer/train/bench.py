@@ -238,8 +238,7 @@ def plan_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path
     reused: dict[int, dict[str, Any]] = {}
     todo: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     for i, (setting, variant, seed) in enumerate(grid):
-        ov = _overrides(suite.get("set"), suite["settings"][setting], suite["variants"][variant],
-                        suite["extra"])
+        ov = _overrides(suite["set"], suite["settings"][setting], suite["variants"][variant], suite["extra"])
         out = Path(runs_dir) / name / _slug(setting) / _slug(variant) / f"seed{seed}"
         cfg = load_config(suite["base"], [*ov, f"seed={seed}", f"out={out}", "train.progress=false"])
         key = _run_key(cfg, suite["shots"])

@@ -123,7 +123,8 @@ def collect_examples(benches: Sequence[BenchmarkData], devices: Sequence[str] | 
         if unknown:
             raise LedgformerError(f"data.drop_families: {', '.join(unknown)} not in {names}; "
                                   f"families: {', '.join(fams)}")
-        recs = [r for r in recs if family[r.graph_id] not in set(drop_families)]
+        dropped = set(drop_families)
+        recs = [r for r in recs if family[r.graph_id] not in dropped]
     ids = sorted({r.graph_id for r in recs})
     if max_graphs is not None and max_graphs < len(ids):
         ids = _balanced_subset(ids, [family[g] for g in ids], int(max_graphs), seed)
