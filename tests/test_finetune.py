@@ -33,7 +33,7 @@ def _setup(hw_layers: int = 0, **model_kw) -> tuple[Trainer, torch.nn.Module, np
 def test_defaults_are_the_committed_recipe() -> None:
     """100 AdamW steps, lr 1e-3, MSE, whole model: committed NB201 K-shot numbers stay valid."""
     want = {"steps": 100, "lr": 1e-3, "weight_decay": 1e-4, "loss": "mse", "rank_weight": 1.0,
-            "params": "all"}
+            "params": "all", "keep": 0.0}
     assert DEFAULTS["finetune"] == want and DEFAULTS["data"]["shots_part"] == "test"
     assert finetune_settings({}) == want  # a checkpoint config from before the section
     assert finetune_settings({"finetune": {"lr": "1e-2"}}, steps=7, params=None) == {**want, "lr": 0.01,
@@ -79,6 +79,26 @@ def test_each_mode_moves_only_its_parameters(params: str, loss: str) -> None:
         assert np.mean((np.log(trainer.predict(shots)) - y) ** 2) < err0
 
 
+@pytest.mark.parametrize("params", ["all", "readout"])
+def test_keep_interpolates_between_zero_shot_and_fine_tuned_weights(params: str) -> None:
+    """keep = w: every trained weight ends at w * before + (1 - w) * plainly fine-tuned, then only
+    the output scale and shift are refit (the ranking of the interpolated weights stays)."""
+    trainer, model, shots = _setup()
+    before = copy.deepcopy(model.state_dict())
+    tuned, kept = copy.deepcopy(model), copy.deepcopy(model)
+    recipe = {"steps": 20, "lr": 0.01, "params": params}
+    adapt(trainer, tuned, shots, recipe)
+    adapt(trainer, kept, shots, {**recipe, "keep": 0.25})
+    after, mixed = tuned.state_dict(), kept.state_dict()
+    moved = [k for k in before if not torch.equal(after[k], before[k])]
+    assert moved
+    rescaled = {"y_loc", "y_scale"}
+    for k in set(moved) - rescaled:
+        torch.testing.assert_close(mixed[k], 0.25 * before[k] + 0.75 * after[k])
+    assert all(torch.equal(mixed[k], before[k]) for k in before if k not in moved and k not in rescaled)
+    assert not torch.equal(mixed["y_scale"], before["y_scale"])
+
+
 def test_scale_recipe_rescales_a_roofline_model() -> None:
     """The roofline readout is in log ms, not standardised: the scale recipe must still move its
     level and spread (and keep the ranking)."""
@@ -100,6 +120,10 @@ def test_bad_recipe_is_named() -> None:
         load_config(None, ["finetune.stpes=3"])
     with pytest.raises(ConfigError, match="lr > 0"):
         finetune_settings({}, lr=0.0)
+    with pytest.raises(ConfigError, match=r"keep must be in \[0, 1\)"):
+        finetune_settings({}, keep=1.0)
+    with pytest.raises(ConfigError, match="params=scale trains none"):
+        finetune_settings({}, keep=0.5, params="scale")
 
 
 def test_few_shot_on_valid_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -105,6 +105,9 @@ DEFAULTS: dict[str, Any] = {
         "loss": "mse",  # mse (log latency) | mse+rank (plus rank_weight x the pairwise rank loss)
         "rank_weight": 1.0,
         "params": "all",  # all | readout (card token + heads) | scale (log-latency scale + shift)
+        # share of the zero-shot weights kept after fine-tuning (weight-space ensembling, WiSE-FT):
+        # weights = keep * before + (1 - keep) * after; 0: the fine-tuned weights as they are
+        "keep": 0.0,
     },
 }
 
@@ -189,9 +192,15 @@ def finetune_settings(cfg: Mapping[str, Any], **overrides: Any) -> dict[str, Any
             raise ConfigError(f"finetune.{key} must be one of {', '.join(allowed)}, got {ft[key]!r}")
     try:
         out = {"steps": int(ft["steps"]), "lr": float(ft["lr"]), "weight_decay": float(ft["weight_decay"]),
-               "loss": ft["loss"], "rank_weight": float(ft["rank_weight"]), "params": ft["params"]}
+               "loss": ft["loss"], "rank_weight": float(ft["rank_weight"]), "params": ft["params"],
+               "keep": float(ft["keep"])}
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"finetune: steps, lr, weight_decay, rank_weight must be numbers ({err})") from err
+        raise ConfigError(f"finetune: steps, lr, weight_decay, rank_weight, keep must be numbers "
+                          f"({err})") from err
+    if not 0.0 <= out["keep"] < 1.0:
+        raise ConfigError(f"finetune.keep must be in [0, 1), got {out['keep']}")
+    if out["keep"] and out["params"] == "scale":
+        raise ConfigError("finetune.keep applies to trained weights; params=scale trains none (set keep: 0)")
     if out["steps"] < 0 or out["lr"] <= 0:
         raise ConfigError(f"finetune: steps must be >= 0 and lr > 0, got {out['steps']} and {out['lr']}")
     return out

@@ -49,6 +49,10 @@ def evaluate_checkpoint(path: str | Path, data_root: str | None = None) -> dict[
 READOUT_PARAMS = ("hw_tok", "hw_mlp", "hw_text", "graph_head", "node_head", "head")
 
 
+#: the level refit after ``keep`` (the FBNet config's ``params: scale`` recipe, chosen on its valid devices)
+RESCALE = {"lr": 0.05, "steps": 100}
+
+
 def _trainable(model: torch.nn.Module, params: str) -> list[torch.nn.Parameter]:
     if params == "all":
         return list(model.parameters())
@@ -99,6 +103,10 @@ def adapt(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, settings: d
 
     ``params``: ``all``; ``readout`` (:data:`READOUT_PARAMS` only, the graph encoder is frozen); or
     ``scale`` (no parameter moves: a per-device log-latency scale + shift, see :func:`_fit_scale`).
+    ``keep`` > 0 then pulls the trained weights back towards the zero-shot ones (WiSE-FT: K samples
+    say where the device differs, the zero-shot weights what the training devices agree on) and
+    refits the output scale and shift on the K samples (:data:`RESCALE`), since the level of
+    interpolated weights is neither model's.
     """
     if trainer.closed_form:  # FLOPs scale / GBDT: refit on the K samples of this device
         trainer.data.parts["train"] = idx
@@ -114,6 +122,7 @@ def adapt(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, settings: d
     frozen = [p for p in model.parameters() if id(p) not in ids and p.requires_grad]
     for p in frozen:  # no gradients through the frozen part's weights (faster; they cannot move)
         p.requires_grad_(False)
+    before = [p.detach().clone() for p in chosen] if ft["keep"] else []
     try:
         opt = torch.optim.AdamW(chosen, lr=ft["lr"], weight_decay=ft["weight_decay"])
         model.train()
@@ -121,9 +130,14 @@ def adapt(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, settings: d
             opt.zero_grad(set_to_none=True)
             _loss(trainer._forward(idx, model), y, ft["loss"], ft["rank_weight"]).backward()
             opt.step()
+        with torch.no_grad():
+            for p, p0 in zip(chosen, before, strict=False):  # before: empty when keep = 0
+                p.lerp_(p0, ft["keep"])
     finally:
         for p in frozen:
             p.requires_grad_(True)
+    if ft["keep"]:
+        _fit_scale(trainer, model, idx, y, {**ft, **RESCALE})
 
 
 def _help_config(ckpt: dict[str, Any], path: str | Path, what: str, seed: int,
