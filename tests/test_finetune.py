@@ -97,6 +97,13 @@ def test_keep_interpolates_between_zero_shot_and_fine_tuned_weights(params: str)
         torch.testing.assert_close(mixed[k], 0.25 * before[k] + 0.75 * after[k])
     assert all(torch.equal(mixed[k], before[k]) for k in before if k not in moved and k not in rescaled)
     assert not torch.equal(mixed["y_scale"], before["y_scale"])
+    lerped = copy.deepcopy(model)  # the interpolated weights without the refit rank the same
+    lerped.load_state_dict({k: 0.25 * before[k] + 0.75 * after[k] if k in moved else before[k]
+                            for k in before})
+    test = trainer.data.parts["test"]
+    pred_kept = Trainer(kept, trainer.data, TCFG).predict(test)
+    pred_lerped = Trainer(lerped, trainer.data, TCFG).predict(test)
+    assert np.array_equal(np.argsort(pred_kept), np.argsort(pred_lerped))
 
 
 def test_scale_recipe_rescales_a_roofline_model() -> None:
