@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from ledgformer.cli.main import main
 from ledgformer.errors import LedgformerError
@@ -184,8 +185,10 @@ def test_readme_block_is_generated_from_results(tmp_path: Path) -> None:
     assert main(["bench"]) == 2
 
 
-def test_few_shot_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """HELP protocol: train, then fine-tune on K samples of each test device -> k<K>.* metrics."""
+def test_few_shot_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    """HELP protocol: train, then fine-tune on K samples of each test device -> k<K>.* metrics;
+    the runs record the hardware cards they read."""
     from test_trainer import synthetic_task
 
     def task(cfg: dict):
@@ -218,6 +221,29 @@ metrics: [test.mean_device_spearman, k3.mean_device_spearman, k3.mape]
         assert all(-1 <= x <= 1 for x in per) and m["k3.mape"] > 0
         assert m["k3.mean_device_spearman"] == pytest.approx(np.mean(per))
     assert "## k3.mape" in (res / "help.md").read_text()
+
+    # every run records the cards it read; editing one of them retrains exactly the runs that read it
+    from ledgformer.hardware import load_card
+    from ledgformer.train.bench import plan_suite
+
+    names = ("help/1080ti_1", "help/raspi4")
+    assert all(r["cards"] == {n: load_card(n).fingerprint() for n in names} for r in runs)
+    cards = tmp_path / "cards"
+    (cards / "help").mkdir(parents=True)
+    monkeypatch.setenv("LEDGFORMER_CARDS", str(cards))
+    unread = {**load_card("help/pixel2").to_dict(), "clock_ghz": 9.0}
+    (cards / "help" / "pixel2.yaml").write_text(yaml.safe_dump(unread))
+    args = ["bench", str(suite), "--results-dir", str(res), "--runs-dir", str(tmp_path / "runs"), "--dry-run"]
+    plan = plan_suite(suite, results_dir=res, runs_dir=tmp_path / "runs")
+    assert (len(plan["reused"]), plan["todo"], plan["stale_cards"]) == (2, [], {})
+    read = {**load_card("help/raspi4").to_dict(), "clock_ghz": 2.0}  # a corrected spec figure
+    (cards / "help" / "raspi4.yaml").write_text(yaml.safe_dump(read))
+    plan = plan_suite(suite, results_dir=res, runs_dir=tmp_path / "runs")
+    assert len(plan["todo"]) == 2 and plan["stale_cards"] == {0: ["help/raspi4"], 1: ["help/raspi4"]}
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "(2 of them ran before a change to the hardware cards they read: help/raspi4)" \
+        in capsys.readouterr().out
 
 
 def test_undefined_values_show_as_na_and_never_win() -> None:

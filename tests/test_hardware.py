@@ -156,6 +156,20 @@ def test_text_and_features() -> None:
     assert not np.array_equal(a, b)
 
 
+def test_fingerprint_follows_what_a_model_reads() -> None:
+    """Same text and features, same fingerprint (name and sources do not count); any figure that
+    changes the text or features changes it; a card that no longer loads has none."""
+    from ledgformer.hardware import card_fingerprints
+
+    card = validate_card(GOOD, "t")
+    same = validate_card({**GOOD, "name": "other", "sources": {"default": "https://example.org"}}, "t")
+    assert card.fingerprint() == same.fingerprint()
+    assert validate_card({**GOOD, "clock_ghz": 1.6}, "t").fingerprint() != card.fingerprint()
+    assert validate_card({**GOOD, "in_order_cores": 2}, "t").fingerprint() != card.fingerprint()
+    fps = card_fingerprints(["help/raspi4", "help/no_such_device"])
+    assert fps == {"help/raspi4": load_card("help/raspi4").fingerprint(), "help/no_such_device": None}
+
+
 @pytest.mark.parametrize("change, field", [
     ({"kind": "quantum"}, "kind"),
     ({"clock_ghz": "fast"}, "clock_ghz"),

@@ -104,3 +104,7 @@ def print_plan(plan: dict) -> None:
           f"{source}, {len(plan['todo'])} would train")
     for (setting, variant), seeds in train.items():
         print(f"  train  {setting} | {variant} | seeds {', '.join(map(str, seeds))}")
+    changed = sorted({c for cards in plan["stale_cards"].values() for c in cards})
+    if changed:
+        print(f"  ({len(plan['stale_cards'])} of them ran before a change to the hardware cards they "
+              f"read: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''})")

@@ -10,13 +10,14 @@ from ledgformer.hardware.card import (
     HardwareCard,
     validate_card,
 )
-from ledgformer.hardware.registry import card_name, list_cards, list_devices, load_card
+from ledgformer.hardware.registry import card_fingerprints, card_name, list_cards, list_devices, load_card
 
 __all__ = [
     "FEATURE_NAMES",
     "TEXT_VERSION",
     "CardError",
     "HardwareCard",
+    "card_fingerprints",
     "card_name",
     "list_cards",
     "list_devices",

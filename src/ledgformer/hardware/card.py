@@ -7,6 +7,8 @@ leaves them out and ``features()`` marks them missing, so "unknown" never reads 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -158,6 +160,13 @@ class HardwareCard:
         known = self.in_order_cores is not None and self.compute_units is not None
         share = [self.in_order_cores / self.compute_units if known else 0.0, float(not known)]
         return np.asarray(values + mask + onehots + share, dtype=np.float32)
+
+    def fingerprint(self) -> str:
+        """A hash of what a model reads from this card: its text and its features (not its name or
+        sources). A run records it per card it read, so a later edit to a card marks exactly the runs
+        that read it as stale (``ledgformer.train.bench``)."""
+        payload = json.dumps({"text": self.to_text(), "features": [float(x) for x in self.features()]})
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def _log1p(v: float) -> float:

@@ -22,7 +22,7 @@ import difflib
 import functools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,17 @@ def load_card(name_or_path: str | Path | Mapping[str, Any]) -> HardwareCard:
 
         return load_embedded_card(text)
     return _builtin_card(text)
+
+
+def card_fingerprints(names: Iterable[str]) -> dict[str, str | None]:
+    """{card name: ``HardwareCard.fingerprint()``}, None for a name that no longer loads."""
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = load_card(name).fingerprint()
+        except CardError:
+            out[name] = None
+    return out
 
 
 def load_card_file(path: Path) -> HardwareCard:

@@ -17,6 +17,9 @@ file ``results/<suite>[-quick].json`` holds every metric of every run with its r
 wall time, the git commit and :data:`RESULTS_VERSION`, plus the machine and code versions; it is
 rewritten after each run, and a rerun skips runs whose resolved config and results version are
 already in it (a 90-minute suite can be resumed); ``rerun`` names variants to train again anyway.
+Each run also records the fingerprint of every hardware card it read: a finished run whose cards
+changed since (a card's text or features, e.g. a corrected spec figure) trains again, and only
+those runs: a new phone card does not touch a HELP suite.
 Tables and plots: :mod:`ledgformer.train.bench_report`. ``quick`` in the suite file selects a subset and extra
 overrides for a minutes-long check.
 """
@@ -159,10 +162,24 @@ def _run_key(cfg: Mapping[str, Any], shots: Sequence[int] = ()) -> str:
     return hashlib.sha256(json.dumps(clean, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _run_one(cfg: dict[str, Any], shots: Sequence[int]) -> tuple[dict[str, Any], float]:
-    """Train + evaluate one run (and its few-shot evaluations); metrics and wall seconds."""
+def _stale_cards(run: Mapping[str, Any], current: dict[str, str | None]) -> list[str]:
+    """The hardware cards a finished run read that changed since (other text or features, or gone);
+    ``current`` caches fingerprints across runs. A run recorded before cards were (``cards``
+    absent or null) cannot be checked and counts as current."""
+    from ledgformer.hardware import card_fingerprints
+
+    recorded = run.get("cards") or {}
+    missing = [n for n in recorded if n not in current]
+    current.update(card_fingerprints(missing))
+    return sorted(n for n, fp in recorded.items() if current[n] != fp)
+
+
+def _run_one(cfg: dict[str, Any], shots: Sequence[int]) -> tuple[dict[str, Any], float, dict[str, Any]]:
+    """Train + evaluate one run (and its few-shot evaluations); metrics, wall seconds and the
+    fingerprints of the hardware cards it read."""
     import torch
 
+    from ledgformer.train.checkpoint import read_checkpoint
     from ledgformer.train.trainer import run_experiment
 
     t0 = time.time()
@@ -173,7 +190,8 @@ def _run_one(cfg: dict[str, Any], shots: Sequence[int]) -> tuple[dict[str, Any],
         torch.set_num_threads(int(cfg["train"]["threads"]))
         metrics.update(few_shot_metrics(Path(cfg["out"]) / "model.pt", list(shots), seed=int(cfg["seed"]),
                                         data_root=cfg["data"].get("data_root")))
-    return metrics, time.time() - t0
+    wall = time.time() - t0
+    return metrics, wall, read_checkpoint(Path(cfg["out"]) / "model.pt")["extra"].get("cards", {})
 
 
 def git_commit(where: str | Path | None = None) -> str | None:
@@ -216,7 +234,8 @@ def plan_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path
                rerun: Sequence[str] = ()) -> dict[str, Any]:
     """What :func:`run_suite` would do, without training: the suite as resolved, its name, the grid
     of (setting, variant, seed), the earlier results file, the finished runs it reuses (grid index
-    -> run) and the runs it would train (grid index, head, resolved config)."""
+    -> run), the runs it would train (grid index, head, resolved config) and, among those, the
+    finished runs whose hardware cards changed since (grid index -> card names)."""
     from ledgformer.train.config import load_config
 
     full = load_suite(path)
@@ -237,6 +256,8 @@ def plan_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path
             if v not in limit or s in limit[v]]
     reused: dict[int, dict[str, Any]] = {}
     todo: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+    stale: dict[int, list[str]] = {}
+    fingerprints: dict[str, str | None] = {}
     for i, (setting, variant, seed) in enumerate(grid):
         ov = _overrides(suite["set"], suite["settings"][setting], suite["variants"][variant], suite["extra"])
         out = Path(runs_dir) / name / _slug(setting) / _slug(variant) / f"seed{seed}"
@@ -245,12 +266,14 @@ def plan_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path
         head = {"key": key, "setting": setting, "variant": variant, "seed": seed}
         prev = None if variant in rerun else \
             done.get(key) or _earlier_run(old.get("runs", []), head, cfg, suite["shots"])
+        if prev is not None and (changed := _stale_cards(prev, fingerprints)):
+            stale[i], prev = changed, None
         if prev is not None:
             reused[i] = {**prev, "key": key}
         else:
             todo.append((i, head, cfg))
     return {"suite": suite, "name": name, "results_file": out_json, "old": old, "grid": grid,
-            "reused": reused, "todo": todo}
+            "reused": reused, "todo": todo, "stale_cards": stale}
 
 
 def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path = "results",
@@ -291,8 +314,8 @@ def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path 
     t_start = time.time() - float(old.get("wall_seconds", 0.0)) if runs else time.time()
 
     def record(i: int, head: dict[str, Any], cfg: dict[str, Any], metrics: dict[str, Any],
-               wall: float) -> None:
-        runs[i] = {**head, "wall_seconds": wall, "metrics": metrics, "config": cfg,
+               wall: float, cards: dict[str, Any]) -> None:
+        runs[i] = {**head, "wall_seconds": wall, "metrics": metrics, "config": cfg, "cards": cards,
                    "results_version": RESULTS_VERSION, "commit": commit}
         results["runs"] = [runs[k] for k in sorted(runs)]
         results["wall_seconds"] = time.time() - t_start

@@ -342,6 +342,7 @@ def run_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
     import json
     from pathlib import Path
 
+    from ledgformer.hardware import card_fingerprints
     from ledgformer.model.registry import create_model
     from ledgformer.train import report
     from ledgformer.train.checkpoint import save_checkpoint
@@ -373,7 +374,7 @@ def run_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
         report.write_metrics_json(metrics, out / "metrics.json")
         save_checkpoint(out / "model.pt", model, config=cfg, model_name=name, model_config=kwargs,
                         encoder_id=data.encoder_id, data_version=data.data_version,
-                        extra={"devices": data.devices_by_part()})
+                        extra={"devices": data.devices_by_part(), "cards": card_fingerprints(data.devices)})
         if "test" in raw:
             true, pred, groups = raw["test"]
             lat = data.kind == "latency"
