@@ -153,22 +153,49 @@ def test_op_totals_hand_checked(data) -> None:
     assert absent and all(tot[k * N_OPS + i] == 0 for k in range(4) for i in absent)
 
 
+def _zero_heads(m: torch.nn.Module) -> None:
+    """Node and graph heads at zero: a roofline model then predicts its prior alone."""
+    for head in (m.node_head[-1], m.graph_head[-1]):
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.zeros_(head.bias)
+
+
+def _node_work(g) -> tuple[np.ndarray, np.ndarray]:
+    """Each node's MACs and memory bytes, from its log1p / 20 features."""
+    return tuple(np.expm1(g.num[:, NODE_FEATURES.index(f)].astype(np.float64) * 20)
+                 for f in ("log_macs", "log_mem_bytes"))
+
+
 def test_roofline_prior_starts_at_macs_and_bytes_over_a_phone_core(data) -> None:
     """With the node and graph heads at zero the prediction is log(sum MACs / 2e7 + bytes / 1e7) ms;
     the prior needs the sum readout and a card."""
     items, emb, hw = data
     m = _model(roofline=True)
-    for head in (m.node_head[-1], m.graph_head[-1]):
-        torch.nn.init.zeros_(head.weight)
-        torch.nn.init.zeros_(head.bias)
+    _zero_heads(m)
     g = items[2]
-    macs = np.expm1(g.num[:, NODE_FEATURES.index("log_macs")].astype(np.float64) * 20)
-    mem = np.expm1(g.num[:, NODE_FEATURES.index("log_mem_bytes")].astype(np.float64) * 20)
+    macs, mem = _node_work(g)
     want = math.log(np.sum((macs + 1) / 2e7 + (mem + 1) / 1e7))
     got = m(collate([g], emb), hw.index(torch.tensor([0]))).item()
     assert got == pytest.approx(want, rel=1e-4)
     with pytest.raises(LedgformerError, match="roofline"):
         _model("accuracy", roofline=True)
+
+
+def test_roofline_overhead_adds_five_microseconds_per_node(data) -> None:
+    """model.roofline_overhead: at init each real node costs MACs / 2e7 + bytes / 1e7 + 5e-3 ms
+    (padding adds nothing: the same graph alone and beside a larger one); needs model.roofline."""
+    items, emb, hw = data
+    m = _model(roofline=True, roofline_overhead=True)
+    _zero_heads(m)
+    g = items[2]
+    macs, mem = _node_work(g)
+    want = math.log(np.sum((macs + 1) / 2e7 + (mem + 1) / 1e7 + 5e-3))
+    big = max(items, key=len)
+    assert len(big) > len(g)
+    got = m(collate([g, big], emb), hw.index(torch.tensor([0, 0])))
+    assert got[0].item() == pytest.approx(want, rel=1e-4)
+    with pytest.raises(LedgformerError, match="roofline_overhead"):
+        _model(roofline_overhead=True)
 
 
 def test_roofline_card_starts_at_a_quarter_of_the_card_peak(data) -> None:
@@ -179,17 +206,14 @@ def test_roofline_card_starts_at_a_quarter_of_the_card_peak(data) -> None:
 
     items, emb, _ = data
     g = items[2]
-    macs = np.expm1(g.num[:, NODE_FEATURES.index("log_macs")].astype(np.float64) * 20)
-    mem = np.expm1(g.num[:, NODE_FEATURES.index("log_mem_bytes")].astype(np.float64) * 20)
+    macs, mem = _node_work(g)
     without = load_card("mmb/tflite/s10|gpu|float")  # no peak, no bandwidth
     with_peak = load_card({"base": "mmb/tflite/s10|gpu|float", "name": "c", "peak_tflops_fp32": 0.1})
     feat = torch.as_tensor(np.stack([with_peak.features(), without.features()]))
     hw = HardwareBatch(torch.zeros(2, TEXT_DIM), feat)
     assert feat.shape[1] == len(FEATURE_NAMES)
     m = _model(roofline=True, roofline_card=True)
-    for head in (m.node_head[-1], m.graph_head[-1]):
-        torch.nn.init.zeros_(head.weight)
-        torch.nn.init.zeros_(head.bias)
+    _zero_heads(m)
     got = m(collate([g, g], emb), hw)
     p_card = 0.1 * 5e8 * 0.25
     assert got[0].item() == pytest.approx(math.log(np.sum((macs + 1) / p_card + (mem + 1) / 1e7)), rel=1e-4)
