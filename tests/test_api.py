@@ -300,16 +300,18 @@ def test_roofline_model_predicts_and_ranks_through_the_late_fusion_cache() -> No
 
 @pytest.mark.parametrize(("roofline", "card"), [(False, "help/pixel3"), (True, "help/pixel3"),
                                                ("card", "mmb/tflite/pixel4|2med|float"),
-                                               ("overhead", "help/pixel3")])
+                                               ("overhead", "help/pixel3"), ("token", "help/pixel3")])
 def test_late_fusion_split_equals_decode(roofline: bool | str, card: str) -> None:
     """The cached late-fusion readout is the model's own decode, rearranged (same numbers), also
     from parts stored in float16 as the disk cache does (roofline: MACs / bytes kept exact;
-    "card": P from the card's peak figure; "overhead": a per-node overhead read from the card)."""
+    "card": P from the card's peak figure; "overhead": a per-node overhead read from the card;
+    "token": node costs read from the input tokens)."""
     from ledgformer.hardware import load_card
     from ledgformer.model.features import collate
 
     lat = latency_predictor(roofline=bool(roofline), roofline_card=roofline == "card",
-                            roofline_overhead=roofline == "overhead")
+                            roofline_overhead=roofline == "overhead",
+                            node_cost="token" if roofline == "token" else "context")
     if roofline:  # the card's throughput must matter in this check, not stay at its init
         torch.nn.init.normal_(lat.model.roofline.weight, std=0.5)
     if roofline == "overhead":

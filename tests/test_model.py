@@ -160,6 +160,25 @@ def _zero_heads(m: torch.nn.Module) -> None:
         torch.nn.init.zeros_(head.bias)
 
 
+@pytest.mark.parametrize("node_cost", ["context", "token"])
+def test_node_cost_token_ignores_the_attention_states(data, node_cost: str) -> None:
+    """model.node_cost=token: node costs read each node's own token, so new attention weights
+    leave them as they are (the default reads the final states: they move)."""
+    items, emb, hw = data
+    m = _model(roofline=True, hw_layers=0, node_cost=node_cost)
+    batch, h = collate([items[2]], emb), hw.index(torch.tensor([0]))
+    with torch.no_grad():
+        before = m.decode_parts(m.encode(batch), batch, h)[1]
+        for p in m.blocks.parameters():
+            p.add_(torch.randn_like(p))
+        after = m.decode_parts(m.encode(batch), batch, h)[1]
+    assert torch.allclose(after, before) == (node_cost == "token")
+    with pytest.raises(LedgformerError, match="node_cost"):
+        _model(node_cost="graph")
+    with pytest.raises(LedgformerError, match="node_cost"):
+        _model("accuracy", node_cost="token")
+
+
 def _node_work(g) -> tuple[np.ndarray, np.ndarray]:
     """Each node's MACs and memory bytes, from its log1p / 20 features."""
     return tuple(np.expm1(g.num[:, NODE_FEATURES.index(f)].astype(np.float64) * 20)

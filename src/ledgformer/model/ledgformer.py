@@ -19,7 +19,8 @@ Sequence per graph: ``[global token, hardware token (latency tasks), node tokens
   node's cost is a learned factor times MACs / P + bytes / B, P and B read from the hardware
   token, so magnitudes come from the operator costs rather than being learned from scratch; with
   ``roofline_card`` P and B start from the card's own peak figures where it states them; with
-  ``roofline_overhead`` each node also pays a fixed overhead read from the hardware token.
+  ``roofline_overhead`` each node also pays a fixed overhead read from the hardware token; with
+  ``node_cost: token`` the node's cost factor reads its own input token, not its final state.
   Accuracy readout: MLP of the global token and the mean node state.
 """
 
@@ -175,6 +176,7 @@ class LeDGFormer(PredictorModel):
         n_pool = 3 if self.has_hw else 2
         self.graph_head = mlp(n_pool * d, d, 1)
         self.node_head = mlp(d + (d if self.has_hw else 0), d, 1) if cfg.readout == "sum" else None
+        self.ln_tok = nn.LayerNorm(d) if cfg.node_cost == "token" else None
         self.roofline = nn.Linear(d, 2) if cfg.roofline else None
         if self.roofline is not None:  # start at ~2e7 MACs/ms and 1e7 bytes/ms (a phone CPU core)
             nn.init.zeros_(self.roofline.weight)
@@ -294,11 +296,17 @@ class LeDGFormer(PredictorModel):
         out = self.graph_head(torch.cat(pooled, dim=-1)).squeeze(-1)
         if self.node_head is None:
             return out, None
+        nodes = self._cost_states(nodes, batch)
         feats = torch.cat([nodes, x[:, 1:2].expand_as(nodes)], -1) if self.has_hw else nodes
         score = self.node_head(feats).squeeze(-1)
         if self.roofline is not None:
             score = score + self._roofline_term(self._log_work(batch), x[:, 1], hw)
         return out, score.masked_fill(~batch.mask, float("-inf"))
+
+    def _cost_states(self, nodes: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """What the node-cost head reads: the final node states, or (``node_cost: token``) each
+        node's own input token, so its cost cannot depend on the rest of the graph."""
+        return nodes if self.ln_tok is None else self.ln_tok(self.node_tokens(batch))
 
     @staticmethod
     def _log_work(batch: Batch) -> torch.Tensor:
@@ -341,7 +349,7 @@ class LeDGFormer(PredictorModel):
         mean = (nodes * m).sum(1) / m.sum(1).clamp(min=1.0)
         g, n = self.graph_head[0], self.node_head[0]
         graph = x[:, 0] @ g.weight[:, :d].T + mean @ g.weight[:, d:2 * d].T + g.bias
-        node = nodes @ n.weight[:, :d].T + n.bias
+        node = self._cost_states(nodes, batch) @ n.weight[:, :d].T + n.bias
         if self.roofline is not None:
             work = self._log_work(batch)
             high = work.half().to(work.dtype)

@@ -59,6 +59,11 @@ class LeDGFormerConfig:
     #: states, through an MLP) before its attention: message passing along the edges themselves,
     #: which the relation bias only approximates through softmax weights
     local_mp: bool = False
+    #: what the per-node cost head (sum readout) reads beside the hardware token: "context", each
+    #: node's final state (after attention over the whole graph), or "token", the node's own input
+    #: token (op type, text, numeric features): a node's cost then cannot follow which training
+    #: family the rest of the graph resembles (the graph-level term still reads the context)
+    node_cost: str = "context"
 
     def __post_init__(self) -> None:
         if self.task not in ("latency", "accuracy"):
@@ -77,6 +82,10 @@ class LeDGFormerConfig:
                                   "sum readout")
         if self.hw_features not in ("all", "setting"):
             raise LedgformerError(f"model.hw_features must be 'all' or 'setting', got {self.hw_features!r}")
+        if self.node_cost not in ("context", "token"):
+            raise LedgformerError(f"model.node_cost must be 'context' or 'token', got {self.node_cost!r}")
+        if self.node_cost == "token" and self.readout != "sum":
+            raise LedgformerError("model.node_cost applies to the sum readout (latency models)")
         for key in ("roofline_card", "roofline_overhead"):
             if getattr(self, key) and not self.roofline:
                 raise LedgformerError(f"model.{key} extends the roofline prior: set model.roofline too")
