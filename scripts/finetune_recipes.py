@@ -3,7 +3,8 @@
 Choose a recipe on HELP's validation devices (``--part valid``), never on the test devices:
 
   python scripts/finetune_recipes.py /tmp/fs/fb0/model.pt --part valid --shots 10 --seeds 0 1 \
-      --recipe default= --recipe scale=params:scale,lr:0.05 --recipe readout=params:readout
+      --recipe default= --recipe scale=params:scale,lr:0.05 --recipe readout=params:readout \
+      --recipe cv=keep:[0,0.5]
 
 Each ``--recipe NAME=key:value,...`` overrides the checkpoint config's ``finetune`` section
 (``NAME=`` alone: the section as it is). Prints a markdown table (mean over devices, then over
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from ledgformer.train.finetune import few_shot_metrics
 
 def parse_recipe(text: str) -> tuple[str, dict]:
     name, _, body = text.partition("=")
-    pairs = [p.split(":", 1) for p in body.split(",") if p]
+    pairs = [p.split(":", 1) for p in re.split(r",(?![^\[]*\])", body) if p]  # commas in [...] stay
     return name, {k: yaml.safe_load(v) for k, v in pairs}
 
 

@@ -33,7 +33,7 @@ def _setup(hw_layers: int = 0, **model_kw) -> tuple[Trainer, torch.nn.Module, np
 def test_defaults_are_the_committed_recipe() -> None:
     """100 AdamW steps, lr 1e-3, MSE, whole model: committed NB201 K-shot numbers stay valid."""
     want = {"steps": 100, "lr": 1e-3, "weight_decay": 1e-4, "loss": "mse", "rank_weight": 1.0,
-            "params": "all", "keep": 0.0}
+            "params": "all", "keep": 0.0, "folds": 2}
     assert DEFAULTS["finetune"] == want and DEFAULTS["data"]["shots_part"] == "test"
     assert finetune_settings({}) == want  # a checkpoint config from before the section
     assert finetune_settings({"finetune": {"lr": "1e-2"}}, steps=7, params=None) == {**want, "lr": 0.01,
@@ -106,6 +106,31 @@ def test_keep_interpolates_between_zero_shot_and_fine_tuned_weights(params: str)
     assert np.array_equal(np.argsort(pred_kept), np.argsort(pred_lerped))
 
 
+def test_a_keep_list_is_chosen_by_cross_validation_on_the_k_samples() -> None:
+    """keep: [a, b]: each fold's model is the recipe with that keep fitted on the other folds; the
+    keep with the lowest out-of-fold log-latency squared error wins, and the device's model is then
+    the recipe with that keep on all K samples."""
+    trainer, model, shots = _setup()
+    recipe = {"steps": 20, "lr": 0.01}
+    y = np.log(trainer.data.target[shots])
+    folds = np.array_split(np.random.default_rng(trainer.seed).permutation(len(shots)), 2)
+    err = []
+    for keep in (0.0, 0.5):
+        e = 0.0
+        for held in folds:
+            m = copy.deepcopy(model)
+            adapt(trainer, m, shots[np.setdiff1d(np.arange(len(shots)), held)], {**recipe, "keep": keep})
+            e += float(np.sum((np.log(Trainer(m, trainer.data, TCFG).predict(shots[held])) - y[held]) ** 2))
+        err.append(e)
+    assert err[0] != pytest.approx(err[1])  # the choice means something here
+    want = (0.0, 0.5)[int(np.argmin(err))]
+    plain = copy.deepcopy(model)
+    adapt(trainer, plain, shots, {**recipe, "keep": want})
+    assert adapt(trainer, model, shots, {**recipe, "keep": [0.0, 0.5], "folds": 2}) == want
+    for (name, a), b in zip(model.state_dict().items(), plain.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=name)
+
+
 def test_scale_recipe_rescales_a_roofline_model() -> None:
     """The roofline readout is in log ms, not standardised: the scale recipe must still move its
     level and spread (and keep the ranking)."""
@@ -131,6 +156,12 @@ def test_bad_recipe_is_named() -> None:
         finetune_settings({}, keep=1.0)
     with pytest.raises(ConfigError, match="params=scale trains none"):
         finetune_settings({}, keep=0.5, params="scale")
+    with pytest.raises(ConfigError, match=r"keep must be in \[0, 1\)"):
+        finetune_settings({}, keep=[0.0, 1.0])
+    with pytest.raises(ConfigError, match=r"keep must be in \[0, 1\)"):
+        finetune_settings({}, keep=[])
+    with pytest.raises(ConfigError, match="folds must be >= 2"):
+        finetune_settings({}, keep=[0.0, 0.5], folds=1)
 
 
 def test_few_shot_on_valid_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -160,5 +191,7 @@ def test_few_shot_on_valid_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert not any(k.startswith("k3.") for k in m)
     zero = Trainer(model, task(cfg), TCFG).evaluate(("valid",))[0]  # scale keeps each device's ranking
     assert per == pytest.approx([zero[f"valid.per_device.{d}.spearman"] for d in ("titanx_1", "gold_6240")])
+    chosen = few_shot_metrics(path, [3], part="valid", params="all", steps=5, keep=[0.0, 0.5])
+    assert {chosen[f"valid.k3.per_device.{d}.keep"] for d in ("titanx_1", "gold_6240")} <= {0.0, 0.5}
     with pytest.raises(Exception, match="part must be"):
         few_shot_metrics(path, [3], part="train")

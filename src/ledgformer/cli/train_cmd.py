@@ -44,9 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--steps", type=int, default=None,
                    help="fine-tuning steps (default: the checkpoint config's finetune.steps)")
     f.add_argument("--lr", type=float, default=None, help="(default: the checkpoint config's finetune.lr)")
-    f.add_argument("--keep", type=float, default=None,
-                   help="share of the zero-shot weights kept, 0 <= keep < 1 (default: the checkpoint "
-                   "config's finetune.keep)")
+    f.add_argument("--keep", type=float, nargs="+", default=None,
+                   help="share of the zero-shot weights kept, 0 <= keep < 1; several values: the K "
+                   "samples choose one by cross-validation (default: the checkpoint config's finetune.keep)")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--out", default=None, help="folder for metrics.json and the adapted model.pt")
     f.add_argument("--data-root", default=None)
@@ -87,6 +87,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     if args.shots < 0:
         raise LedgformerError(f"--shots must be >= 0, got {args.shots}")
     metrics = finetune_checkpoint(args.checkpoint, args.device, args.shots, steps=args.steps, lr=args.lr,
-                                  keep=args.keep, seed=args.seed, out=args.out, data_root=args.data_root)
+                                  keep=args.keep[0] if args.keep and len(args.keep) == 1 else args.keep,
+                                  seed=args.seed, out=args.out, data_root=args.data_root)
     print(json.dumps({k: round(float(v), 4) for k, v in metrics.items() if v is not None}, indent=1))
     return 0

@@ -106,8 +106,10 @@ DEFAULTS: dict[str, Any] = {
         "rank_weight": 1.0,
         "params": "all",  # all | readout (card token + heads) | scale (log-latency scale + shift)
         # share of the zero-shot weights kept after fine-tuning (weight-space ensembling, WiSE-FT):
-        # weights = keep * before + (1 - keep) * after; 0: the fine-tuned weights as they are
+        # weights = keep * before + (1 - keep) * after; 0: the fine-tuned weights as they are.
+        # A list: each device chooses among them by cross-validation on its own K samples
         "keep": 0.0,
+        "folds": 2,  # folds of that cross-validation
     },
 }
 
@@ -190,17 +192,24 @@ def finetune_settings(cfg: Mapping[str, Any], **overrides: Any) -> dict[str, Any
     for key, allowed in (("loss", FINETUNE_LOSSES), ("params", FINETUNE_PARAMS)):
         if ft[key] not in allowed:
             raise ConfigError(f"finetune.{key} must be one of {', '.join(allowed)}, got {ft[key]!r}")
+    several = isinstance(ft["keep"], (list, tuple))
     try:
         out = {"steps": int(ft["steps"]), "lr": float(ft["lr"]), "weight_decay": float(ft["weight_decay"]),
                "loss": ft["loss"], "rank_weight": float(ft["rank_weight"]), "params": ft["params"],
-               "keep": float(ft["keep"])}
+               "keep": [float(k) for k in ft["keep"]] if several else float(ft["keep"]),
+               "folds": int(ft["folds"])}
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"finetune: steps, lr, weight_decay, rank_weight, keep must be numbers "
-                          f"({err})") from err
-    if not 0.0 <= out["keep"] < 1.0:
-        raise ConfigError(f"finetune.keep must be in [0, 1), got {out['keep']}")
-    if out["keep"] and out["params"] == "scale":
+        raise ConfigError(f"finetune: steps, lr, weight_decay, rank_weight, folds must be numbers, keep a "
+                          f"number or a list of numbers ({err})") from err
+    keeps = out["keep"] if several else [out["keep"]]
+    if not keeps or not all(0.0 <= k < 1.0 for k in keeps):
+        raise ConfigError(f"finetune.keep must be in [0, 1) (or a non-empty list of such), "
+                          f"got {ft['keep']!r}")
+    if any(keeps) and out["params"] == "scale":
         raise ConfigError("finetune.keep applies to trained weights; params=scale trains none (set keep: 0)")
+    if several and out["folds"] < 2:
+        raise ConfigError(f"finetune.folds must be >= 2 to choose among keep {out['keep']}, "
+                          f"got {out['folds']}")
     if out["steps"] < 0 or out["lr"] <= 0:
         raise ConfigError(f"finetune: steps must be >= 0 and lr > 0, got {out['steps']} and {out['lr']}")
     return out

@@ -96,7 +96,7 @@ def _fit_scale(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, y: tor
 
 
 def adapt(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, settings: dict[str, Any] | None = None,
-          ) -> None:
+          ) -> float | None:
     """Fit ``model`` to the examples ``idx`` (K measured samples) with a ``finetune`` section
     (:func:`~ledgformer.train.config.finetune_settings`; default: 100 full-batch AdamW steps, lr 1e-3,
     log-latency MSE, every parameter; no validation data). Closed-form models refit on them.
@@ -106,23 +106,35 @@ def adapt(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, settings: d
     ``keep`` > 0 then pulls the trained weights back towards the zero-shot ones (WiSE-FT: K samples
     say where the device differs, the zero-shot weights what the training devices agree on) and
     refits the output scale and shift on the K samples (:data:`RESCALE`), since the level of
-    interpolated weights is neither model's.
+    interpolated weights is neither model's. A list of ``keep`` values: the device's own K samples
+    choose one (:func:`_choose_keep`), which is returned.
     """
     if trainer.closed_form:  # FLOPs scale / GBDT: refit on the K samples of this device
         trainer.data.parts["train"] = idx
         trainer.fit()
-        return
+        return None
     ft = finetune_settings({"finetune": settings or {}})
     y = torch.as_tensor(np.log(trainer.data.target[idx]), dtype=torch.float32, device=trainer.device)
     if ft["params"] == "scale":
         _fit_scale(trainer, model, idx, y, ft)
-        return
+        return None
+    chosen = _choose_keep(trainer, model, idx, y, ft) if isinstance(ft["keep"], list) else None
+    keep = ft["keep"] if chosen is None else chosen
+    zero_shot = copy.deepcopy(model) if keep else None
+    _train(trainer, model, idx, y, ft)
+    if zero_shot is not None:
+        _blend(model, zero_shot, keep, trainer, idx, y, ft)
+    return chosen
+
+
+def _train(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, y: torch.Tensor,
+           ft: dict[str, Any]) -> None:
+    """``ft["steps"]`` full-batch AdamW steps of ``ft["params"]`` on the examples ``idx``, in place."""
     chosen = _trainable(model, ft["params"])
     ids = {id(p) for p in chosen}
     frozen = [p for p in model.parameters() if id(p) not in ids and p.requires_grad]
     for p in frozen:  # no gradients through the frozen part's weights (faster; they cannot move)
         p.requires_grad_(False)
-    before = [p.detach().clone() for p in chosen] if ft["keep"] else []
     try:
         opt = torch.optim.AdamW(chosen, lr=ft["lr"], weight_decay=ft["weight_decay"])
         model.train()
@@ -130,14 +142,42 @@ def adapt(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, settings: d
             opt.zero_grad(set_to_none=True)
             _loss(trainer._forward(idx, model), y, ft["loss"], ft["rank_weight"]).backward()
             opt.step()
-        with torch.no_grad():
-            for p, p0 in zip(chosen, before, strict=False):  # before: empty when keep = 0
-                p.lerp_(p0, ft["keep"])
     finally:
         for p in frozen:
             p.requires_grad_(True)
-    if ft["keep"]:
-        _fit_scale(trainer, model, idx, y, {**ft, **RESCALE})
+
+
+def _blend(model: torch.nn.Module, zero_shot: torch.nn.Module, keep: float, trainer: Trainer,
+           idx: np.ndarray, y: torch.Tensor, ft: dict[str, Any]) -> None:
+    """weights = keep x zero-shot + (1 - keep) x fine-tuned, then the output level refit on ``idx``."""
+    with torch.no_grad():
+        for p, p0 in zip(model.parameters(), zero_shot.parameters(), strict=True):
+            p.lerp_(p0, keep)
+    _fit_scale(trainer, model, idx, y, {**ft, **RESCALE})
+
+
+def _choose_keep(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, y: torch.Tensor,
+                 ft: dict[str, Any]) -> float:
+    """The ``keep`` (of the list ``ft["keep"]``) with the lowest out-of-fold log-latency squared error
+    on the K samples: ``ft["folds"]``-fold cross-validation, each fold's model fine-tuned on the other
+    folds (one fine-tuning per fold serves every ``keep``). A device whose zero-shot ranking its K
+    samples contradict moves to the fine-tuned weights; one they confirm keeps more of the zero-shot
+    weights, without a validation device having to stand in for it."""
+    folds = np.array_split(np.random.default_rng(trainer.seed).permutation(len(idx)), ft["folds"])
+    err = np.zeros(len(ft["keep"]))
+    for held in folds:
+        fit = np.setdiff1d(np.arange(len(idx)), held)
+        tuned = copy.deepcopy(model)
+        _train(trainer, tuned, idx[fit], y[fit], ft)
+        for j, keep in enumerate(ft["keep"]):
+            m = tuned
+            if keep:
+                m = copy.deepcopy(tuned)
+                _blend(m, model, keep, trainer, idx[fit], y[fit], ft)
+            m.eval()
+            with torch.no_grad():
+                err[j] += float((trainer._forward(idx[held], m).float() - y[held]).pow(2).sum())
+    return ft["keep"][int(np.argmin(err))]
 
 
 def _help_config(ckpt: dict[str, Any], path: str | Path, what: str, seed: int,
@@ -185,12 +225,14 @@ def few_shot_metrics(path: str | Path, shots: list[int], *, seed: int = 0, data_
             data.parts = {**parts, "test": scored[data.device_row[scored] == d]}
             model = copy.deepcopy(base)
             trainer = Trainer(model, data, cfg["train"], seed=seed)
-            adapt(trainer, model, pool[data.device_row[pool] == d], ft)
+            chosen = adapt(trainer, model, pool[data.device_row[pool] == d], ft)
             m, _ = trainer.evaluate(("test",))
             dev = device_key(data.devices[d])
             per[dev] = {name: float(m[f"test.{name}"])
                         for name in ("spearman", "kendall_tau", "mape", "acc@10%")}
             out.update({f"{prefix}k{k}.per_device.{dev}.{name}": v for name, v in per[dev].items()})
+            if chosen is not None:  # the keep this device's K samples chose
+                out[f"{prefix}k{k}.per_device.{dev}.keep"] = chosen
         out[f"{prefix}k{k}.mean_device_spearman"] = float(np.mean([p["spearman"] for p in per.values()]))
         for name in ("kendall_tau", "mape", "acc@10%"):
             out[f"{prefix}k{k}.{name}"] = float(np.mean([p[name] for p in per.values()]))
@@ -217,10 +259,12 @@ def finetune_checkpoint(path: str | Path, device: str, shots: int, *, seed: int 
     result: dict[str, Any] = {"shots": shots, "zero_shot_spearman": before["test.spearman"],
                               "zero_shot_mape": before["test.mape"]}
     if shots > 0:
-        adapt(trainer, model, data.parts["shots"], ft)
+        chosen = adapt(trainer, model, data.parts["shots"], ft)
         after, _ = trainer.evaluate(("test",))
         result.update(spearman=after["test.spearman"], mape=after["test.mape"],
                       kendall_tau=after["test.kendall_tau"], **{"acc@10%": after["test.acc@10%"]})
+        if chosen is not None:
+            result["keep"] = chosen
         if out:
             save_checkpoint(Path(out) / "model.pt", model, config=cfg, model_name=ckpt["model_name"],
                             model_config=ckpt["model_config"], encoder_id=data.encoder_id,
