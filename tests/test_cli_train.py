@@ -77,11 +77,21 @@ def test_finetune(help_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureF
     assert (out / "model.pt").is_file()
     assert json.loads((out / "metrics.json").read_text())["mape"] == pytest.approx(printed["mape"], abs=1e-4)
     assert np.isfinite(printed["mape"])
+    assert "keep" not in printed  # one fixed recipe: nothing chosen
+
+
+def test_finetune_keep_list_reports_the_choice(help_checkpoint: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["finetune", str(help_checkpoint), "--device", "help/eyeriss", "--shots", "4", "--steps", "3",
+            "--keep", "0", "0.5"]
+    assert main(argv) == 0
+    assert _printed(capsys)["keep"] in (0.0, 0.5)
 
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["--device", "help/eyeriss", "--shots", "-1"], "--shots must be >= 0"),
     (["--device", "mmb/tflite/pixel4|1large|float"], "only HELP cards"),
+    (["--device", "help/eyeriss", "--keep", "0", "1.5"], "keep must be in [0, 1)"),
 ])
 def test_finetune_errors_are_one_line(help_checkpoint: Path, extra: list[str], message: str,
                                       capsys: pytest.CaptureFixture[str]) -> None:
