@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from ledgformer.errors import LedgformerError
 from ledgformer.model.registry import create_model
 from ledgformer.train.checkpoint import save_checkpoint
 from ledgformer.train.config import DEFAULTS, ConfigError, finetune_settings, load_config
@@ -129,6 +130,8 @@ def test_a_keep_list_is_chosen_by_cross_validation_on_the_k_samples() -> None:
     assert adapt(trainer, model, shots, {**recipe, "keep": [0.0, 0.5], "folds": 2}) == want
     for (name, a), b in zip(model.state_dict().items(), plain.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=name)
+    with pytest.raises(LedgformerError, match="needs at least 2 samples"):
+        adapt(trainer, model, shots[:1], {**recipe, "keep": [0.0, 0.5]})
 
 
 def test_scale_recipe_rescales_a_roofline_model() -> None:

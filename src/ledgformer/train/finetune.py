@@ -163,6 +163,9 @@ def _choose_keep(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, y: t
     folds (one fine-tuning per fold serves every ``keep``). A device whose zero-shot ranking its K
     samples contradict moves to the fine-tuned weights; one they confirm keeps more of the zero-shot
     weights, without a validation device having to stand in for it."""
+    if len(idx) < ft["folds"]:
+        raise LedgformerError(f"finetune.keep {ft['keep']}: choosing by {ft['folds']}-fold cross-validation "
+                              f"needs at least {ft['folds']} samples, got K = {len(idx)}")
     folds = np.array_split(np.random.default_rng(trainer.seed).permutation(len(idx)), ft["folds"])
     err = np.zeros(len(ft["keep"]))
     for held in folds:
