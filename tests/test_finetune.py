@@ -163,6 +163,7 @@ def test_bad_recipe_is_named() -> None:
         finetune_settings({}, keep=[0.0, 1.0])
     with pytest.raises(ConfigError, match=r"keep must be in \[0, 1\)"):
         finetune_settings({}, keep=[])
+    assert finetune_settings({}, keep=[0.25])["keep"] == 0.25  # one value: fixed, nothing to choose
     with pytest.raises(ConfigError, match="folds must be >= 2"):
         finetune_settings({}, keep=[0.0, 0.5], folds=1)
 

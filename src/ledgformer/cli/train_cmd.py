@@ -87,7 +87,6 @@ def run_finetune(args: argparse.Namespace) -> int:
     if args.shots < 0:
         raise LedgformerError(f"--shots must be >= 0, got {args.shots}")
     metrics = finetune_checkpoint(args.checkpoint, args.device, args.shots, steps=args.steps, lr=args.lr,
-                                  keep=args.keep[0] if args.keep and len(args.keep) == 1 else args.keep,
-                                  seed=args.seed, out=args.out, data_root=args.data_root)
+                                  keep=args.keep, seed=args.seed, out=args.out, data_root=args.data_root)
     print(json.dumps({k: round(float(v), 4) for k, v in metrics.items() if v is not None}, indent=1))
     return 0

@@ -192,6 +192,8 @@ def finetune_settings(cfg: Mapping[str, Any], **overrides: Any) -> dict[str, Any
     for key, allowed in (("loss", FINETUNE_LOSSES), ("params", FINETUNE_PARAMS)):
         if ft[key] not in allowed:
             raise ConfigError(f"finetune.{key} must be one of {', '.join(allowed)}, got {ft[key]!r}")
+    if isinstance(ft["keep"], (list, tuple)) and len(ft["keep"]) == 1:
+        ft["keep"] = ft["keep"][0]  # one value: a fixed keep, nothing to choose
     several = isinstance(ft["keep"], (list, tuple))
     try:
         out = {"steps": int(ft["steps"]), "lr": float(ft["lr"]), "weight_decay": float(ft["weight_decay"]),
