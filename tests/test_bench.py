@@ -131,6 +131,13 @@ quick: {{seeds: [0], variants: [gbdt]}}
     assert main(args) == 0  # resumes: every run is already in the results file
     again = json.loads((res / "tiny.json").read_text())
     assert [r["key"] for r in again["runs"]] == [r["key"] for r in full["runs"]]
+    assert again["wall_seconds"] >= full["wall_seconds"]  # a resumed suite counts the earlier time
+
+    # a study seeded with another suite's file reuses its runs but not its wall time
+    (res / "tiny.json").write_text(json.dumps({**again, "suite": "another-study", "wall_seconds": 1e6}))
+    assert main(args) == 0
+    seeded = json.loads((res / "tiny.json").read_text())
+    assert len(seeded["runs"]) == 4 and seeded["wall_seconds"] < 1e5
 
 
 def test_suite_tables_have_one_column_per_metric() -> None:

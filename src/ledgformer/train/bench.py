@@ -310,8 +310,10 @@ def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path 
         "started": time.strftime("%Y-%m-%d %H:%M:%S"), "n_planned": len(grid), "runs": [],
     }
     commit = git_commit()
-    # a resumed suite counts the earlier session's time; one whose runs all train again does not
-    t_start = time.time() - float(old.get("wall_seconds", 0.0)) if runs else time.time()
+    # a resumed suite counts its earlier sessions' time; one whose runs all train again does not,
+    # nor one that reuses runs from another suite's file (a study seeded with an older study's)
+    resumed = bool(runs) and old.get("suite") == suite["suite"]
+    t_start = time.time() - float(old.get("wall_seconds", 0.0)) if resumed else time.time()
 
     def record(i: int, head: dict[str, Any], cfg: dict[str, Any], metrics: dict[str, Any],
                wall: float, cards: dict[str, Any]) -> None:
