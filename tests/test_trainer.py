@@ -290,3 +290,53 @@ def test_holdout_part_comes_from_the_test_pool(data_root) -> None:
     assert held.data_version["holdout"] == 100 and "holdout" not in plain.data_version
     with pytest.raises(LedgformerError, match=r"data\.holdout must be"):
         accuracy_task(load_config(None, [*base, "data.holdout=20000"]), 3)
+
+
+def test_ensemble_run_holds_its_single_model_and_averages(tmp_path, monkeypatch) -> None:
+    """Member 0 of an ensemble whose first entry is {} is exactly the single-model run; the
+    ensemble predicts the mean of its members, and its checkpoint predicts the same after loading."""
+    from ledgformer.train import trainer as trainer_mod
+
+    monkeypatch.setattr("ledgformer.train.tasks.build_task", lambda cfg: synthetic_task("accuracy"))
+    base = ["task=accuracy", "train.epochs=3", "train.progress=false", "train.threads=1",
+            "model.d_model=16", "model.n_layers=1", "model.n_heads=2"]
+    single = trainer_mod.run_experiment(load_config(None, [*base, f"out={tmp_path / 'one'}"]))
+    gin = "{model: {name: gin, d_model: 16, n_layers: 2}, train: {lr: 0.005}}"
+    ens = trainer_mod.run_experiment(load_config(None, [*base, f"out={tmp_path / 'ens'}",
+                                                        f"ensemble=[{{}}, {gin}]"]))
+    assert ens["members.0.test.kendall_tau"] == single["test.kendall_tau"]
+    assert ens["members.0.test.mape"] == single["test.mape"]
+    assert "members.1.test.kendall_tau" in ens
+    model, ckpt = load_checkpoint(tmp_path / "ens" / "model.pt", encoder_id="test-encoder")
+    assert ckpt["model_name"] == "ensemble" and [m["name"] for m in ckpt["model_config"]["members"]] == \
+        ["ledgformer", "gin"]
+    data = synthetic_task("accuracy")
+    tr = Trainer(model, data, TCFG)
+    idx = data.parts["test"]
+    members = [Trainer(m, data, TCFG).predict(idx) for m in model.members]
+    assert np.allclose(tr.predict(idx), np.mean(members, 0), atol=1e-5)
+    assert tr.predict(idx) == pytest.approx(
+        Trainer(load_checkpoint(tmp_path / "ens" / "model.pt")[0], data, TCFG).predict(idx))
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("[{data: {n_train: 5}}]", "only 'model' and 'train'"),
+    ("[{train: {lrr: 0.1}}]", r"ensemble\[0\]\.train\.lrr"),
+    ("[3]", "member 0 must be a mapping"),
+    ("[{model: {name: ensemble}}]", "cannot itself be"),
+    ("{a: 1}", "must be a list"),
+])
+def test_ensemble_config_errors(entry: str, message: str) -> None:
+    with pytest.raises(LedgformerError, match=message):
+        load_config(None, [f"ensemble={entry}"])
+
+
+def test_ensemble_member_overrides_merge_or_replace() -> None:
+    from ledgformer.train.config import ensemble_members
+
+    members = "[{}, {model: {dropout: 0.0}}, {model: {name: gin}, train: {lr: 0.005}}]"
+    cfg = load_config(None, ["model.d_model=32", "train.lr=0.002", f"ensemble={members}"])
+    a, b, c = ensemble_members(cfg)
+    assert a["model"] == cfg["model"] and a["train"] == cfg["train"] and a["ensemble"] == []
+    assert b["model"] == {**cfg["model"], "dropout": 0.0}
+    assert c["model"] == {"name": "gin"} and c["train"]["lr"] == 0.005 and c["train"]["epochs"] == 100

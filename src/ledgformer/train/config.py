@@ -97,6 +97,11 @@ DEFAULTS: dict[str, Any] = {
         "max_minutes": None,  # wall-clock cap of the training loop
         "progress": True,
     },
+    # a list: train one predictor per entry (alone, member i with seed + 1000 i) and predict their
+    # mean (model "ensemble"). An entry overrides the run's ``model`` (replaced when it names
+    # another model, else merged) and ``train`` sections; ``{}`` is the run's own model. Data and
+    # features are shared by all members. []: a single model
+    "ensemble": [],
     # K-shot adaptation of a help-latency checkpoint (``ledgformer finetune``, bench ``shots``)
     "finetune": {
         "steps": 100,  # full-batch AdamW steps on the K samples (no validation data)
@@ -217,6 +222,35 @@ def finetune_settings(cfg: Mapping[str, Any], **overrides: Any) -> dict[str, Any
     return out
 
 
+def ensemble_members(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The resolved run config of each ``ensemble`` member (``ensemble: []`` in each), checked:
+    a member may set only ``model`` and ``train`` keys, and its train keys must exist."""
+    entries = cfg.get("ensemble") or []
+    if not isinstance(entries, (list, tuple)):
+        raise ConfigError(f"ensemble must be a list of member overrides, got {entries!r}")
+    members = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"ensemble member {i} must be a mapping (e.g. {{}} or "
+                              f"{{model: {{name: gin}}}}), got {entry!r}")
+        extra = sorted(set(entry) - {"model", "train"})
+        if extra:
+            raise ConfigError(f"ensemble member {i}: only 'model' and 'train' can differ between members "
+                              f"(data and features are shared), got {', '.join(extra)}")
+        model, train = entry.get("model") or {}, entry.get("train") or {}
+        if not isinstance(model, Mapping) or not isinstance(train, Mapping):
+            raise ConfigError(f"ensemble member {i}: 'model' and 'train' must be mappings")
+        _check(train, DEFAULTS["train"], f"ensemble[{i}].train.")
+        own = cfg["model"].get("name", "ledgformer")
+        replaced = model.get("name", own) != own
+        members.append({**copy.deepcopy(dict(cfg)), "ensemble": [],
+                        "model": copy.deepcopy(dict(model)) if replaced else merge(cfg["model"], model),
+                        "train": merge(cfg["train"], train)})
+    if any(m["model"].get("name") == "ensemble" for m in members):
+        raise ConfigError("ensemble: a member cannot itself be model 'ensemble'")
+    return members
+
+
 def _check_grid_batches(cfg: Mapping[str, Any]) -> None:
     """``train.batch_graphs`` mixes graphs and devices in a batch: it needs devices (a latency task)
     and at most ``batch_size`` graphs; otherwise it would be ignored, so it is an error."""
@@ -243,7 +277,8 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> dict[
     _check(user, DEFAULTS, "")
     cfg = merge(DEFAULTS, user)
     finetune_settings(cfg)
-    _check_grid_batches(cfg)
+    for member in [cfg, *ensemble_members(cfg)]:
+        _check_grid_batches(member)
     if cfg["config_name"] is None:
         cfg["config_name"] = name
     return cfg
@@ -257,4 +292,5 @@ def save_config(cfg: Mapping[str, Any], path: str | Path) -> Path:
 
 
 __all__ = ["DEFAULTS", "FINETUNE_LOSSES", "FINETUNE_PARAMS", "ConfigError", "apply_overrides",
-           "finetune_settings", "load_config", "merge", "read_yaml_mapping", "save_config"]
+           "ensemble_members", "finetune_settings", "load_config", "merge", "read_yaml_mapping",
+           "save_config"]

@@ -358,19 +358,29 @@ def run_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
     data = build_task(cfg)
     torch.set_num_threads(int(cfg["train"]["threads"]))  # training: small ops, see train.threads
     prep = time.time() - t0
-    set_seed(seed)
-    name, kwargs = model_kwargs(cfg, data)
-    model = create_model(name, **kwargs)
-    trainer = Trainer(model, data, cfg["train"], seed=seed)
-    summary = trainer.fit()
+    if cfg.get("ensemble"):  # members trained one by one; the trainer here only evaluates
+        from ledgformer.train.ensemble import fit_ensemble
+
+        name = "ensemble"
+        model, kwargs, summary, member_metrics, history = fit_ensemble(cfg, data, seed)
+        trainer = Trainer(model, data, cfg["train"], seed=seed)
+    else:
+        member_metrics = {}
+        set_seed(seed)
+        name, kwargs = model_kwargs(cfg, data)
+        model = create_model(name, **kwargs)
+        trainer = Trainer(model, data, cfg["train"], seed=seed)
+        summary = trainer.fit()
+        history = trainer.history
     metrics, raw = trainer.evaluate()
     metrics.update({f"train.{k}": v for k, v in summary.items()})
+    metrics.update(member_metrics)
     metrics["prepare_seconds"] = prep
     metrics["n_params"] = sum(p.numel() for p in model.parameters())
     if trainer.rank == 0:
         save_config(cfg, out / "config.yaml")
         (out / "split.json").write_text(data.split_json + "\n")
-        (out / "history.json").write_text(json.dumps(trainer.history, indent=1))
+        (out / "history.json").write_text(json.dumps(history, indent=1))
         report.write_metrics_json(metrics, out / "metrics.json")
         save_checkpoint(out / "model.pt", model, config=cfg, model_name=name, model_config=kwargs,
                         encoder_id=data.encoder_id, data_version=data.data_version,
