@@ -166,6 +166,25 @@ def test_accuracy_fit_query_rank_and_hardware_refused() -> None:
     assert np.isfinite(p.predict(cell))
 
 
+def test_an_ensemble_fits_each_member_and_predicts_their_mean(tmp_path) -> None:
+    archs = nb201.all_arch_strings()[:40]
+    y = np.array([50 + 8 * nb201.arch_str_to_ops(a).count("nor_conv_3x3") for a in archs], float)
+    torch.manual_seed(0)
+    spec = {"name": "ledgformer", **TINY}
+    p = Predictor.create("ensemble", task="accuracy", encoder="onehot",
+                         members=[spec, {"name": "gin", "d_model": 16, "n_layers": 2}])
+    p.fit(archs, y, epochs=60, lr=3e-3, batch_size=16, eval_every=5)
+    pred = p.query(archs)
+    assert np.corrcoef(pred, y)[0, 1] > 0.9
+    alone = []
+    for m in p.model.members:  # each member learned the target on its own (untrained: ~0)
+        one = Predictor(m, name="member", encoder=p.encoder, model_name="x", model_config={}, config=p.config)
+        alone.append(one.query(archs))
+        assert np.corrcoef(alone[-1], y)[0, 1] > 0.8
+    assert np.allclose(pred, np.mean(alone, 0), atol=1e-4)
+    assert np.allclose(Predictor.load(p.save(tmp_path / "ens.pt")).query(archs), pred, atol=1e-5)
+
+
 def test_live_cell_predictor_gives_functionally_identical_cells_one_prediction(tmp_path) -> None:
     """A checkpoint trained with data.live_cells reads NB201 archs as live cells: two archs that
     differ only in a dead op (0->1 is 'none', so 1->2 only sees zeros) get the same prediction."""

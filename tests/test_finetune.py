@@ -199,3 +199,27 @@ def test_few_shot_on_valid_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert {chosen[f"valid.k3.per_device.{d}.keep"] for d in ("titanx_1", "gold_6240")} <= {0.0, 0.5}
     with pytest.raises(Exception, match="part must be"):
         few_shot_metrics(path, [3], part="train")
+
+
+@pytest.mark.parametrize("params", ["readout", "scale"])
+def test_an_ensemble_adapts_its_members_readouts_or_its_own_scale(params: str) -> None:
+    data = synthetic_task("latency")
+    torch.manual_seed(0)
+    spec = {"name": "ledgformer", **SMALL}
+    model = create_model("ensemble", **model_kwargs({"model": {"name": "ensemble", "members": [spec, spec]}},
+                                                    data)[1])
+    for m in model.members:
+        m.set_target_stats(0.5, 0.3)
+    trainer = Trainer(model, data, TCFG, seed=0)
+    train = data.parts["train"]
+    shots = train[data.device_row[train] == 1][:5]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    pred0 = trainer.predict(data.parts["test"])
+    adapt(trainer, model, shots, {"steps": 30, "lr": 0.05, "params": params})
+    moved = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    if params == "readout":
+        assert {k.split(".")[1] for k in moved} == {"0", "1"}
+        assert all(k.split(".")[2] in READOUT_PARAMS for k in moved)
+    else:
+        assert moved == {"y_loc", "y_scale"}
+        assert np.array_equal(np.argsort(pred0), np.argsort(trainer.predict(data.parts["test"])))

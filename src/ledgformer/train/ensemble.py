@@ -26,6 +26,32 @@ def member_seed(seed: int, i: int) -> int:
     return seed + 1000 * i
 
 
+def _fit_member(model: nn.Module, data: TaskData, tcfg: dict[str, Any], seed: int, i: int
+                ) -> tuple[Trainer, float]:
+    """(member ``i``'s trainer after fitting it alone, its training seconds)."""
+    trainer = Trainer(model, data, tcfg, seed=seed)
+    seconds = trainer.fit()["train_seconds"]
+    trainer.history = [{"member": i, **row} for row in trainer.history]
+    return trainer, seconds
+
+
+def fit_members(trainer: Trainer) -> dict[str, Any]:
+    """``Trainer.fit`` of an ``ensemble`` model (``Predictor.fit``, say): every member alone with
+    the trainer's settings, member i with seed + 1000 i, in place; the ensemble's own output scale
+    (which K-shot scale fitting moves) goes back to the identity."""
+    ensemble = trainer.model
+    ensemble.set_target_stats(0.0, 1.0)
+    total, trainer.history = 0.0, []
+    for i, member in enumerate(ensemble.members):
+        sub, seconds = _fit_member(member, trainer.data, trainer.cfg, member_seed(trainer.seed, i), i)
+        total += seconds
+        trainer.history += sub.history
+    trainer.eval_model = ensemble
+    valid = trainer.valid_score() if trainer.data.parts["valid"].size > 0 else None
+    return {"best_epoch": -1, "epochs_run": len(trainer.history), "train_seconds": total,
+            "train_graphs_per_s": float("nan"), "best_valid_score": valid}
+
+
 def fit_ensemble(cfg: dict[str, Any], data: TaskData, seed: int) -> tuple[
         nn.Module, dict[str, Any], dict[str, Any], dict[str, float], list[dict[str, Any]]]:
     """(trained ``ensemble`` model, its constructor kwargs, fit summary, member metrics
@@ -39,13 +65,12 @@ def fit_ensemble(cfg: dict[str, Any], data: TaskData, seed: int) -> tuple[
         set_seed(s)
         name, kw = model_kwargs(mcfg, data)
         model = create_model(name, **kw)
-        trainer = Trainer(model, data, mcfg["train"], seed=s)
-        fit = trainer.fit()
-        summary["train_seconds"] += fit["train_seconds"]
+        trainer, seconds = _fit_member(model, data, mcfg["train"], s, i)
+        summary["train_seconds"] += seconds
         metrics, _ = trainer.evaluate()
         member_metrics.update({f"members.{i}.{k}": v for k, v in metrics.items()
                                if k.count(".") == 1 and k.split(".")[1] in _MEMBER_METRICS})
-        history += [{"member": i, **row} for row in trainer.history]
+        history += trainer.history
         specs.append({"name": name, **kw})
         trained.append(model)
     kwargs = {"members": specs, **model_kwargs({**cfg, "model": {"name": "ensemble"}}, data)[1]}
@@ -55,4 +80,4 @@ def fit_ensemble(cfg: dict[str, Any], data: TaskData, seed: int) -> tuple[
     return ensemble, kwargs, summary, member_metrics, history
 
 
-__all__ = ["fit_ensemble", "member_seed"]
+__all__ = ["fit_ensemble", "fit_members", "member_seed"]

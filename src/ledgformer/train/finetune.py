@@ -53,10 +53,16 @@ READOUT_PARAMS = ("hw_tok", "hw_mlp", "hw_text", "graph_head", "node_head", "hea
 RESCALE = {"lr": 0.05, "steps": 100}
 
 
+def is_readout(name: str) -> bool:
+    """Whether parameter ``name`` is in :data:`READOUT_PARAMS` (an ensemble's: in a member's)."""
+    parts = name.split(".")
+    return (parts[2] if parts[0] == "members" and len(parts) > 2 else parts[0]) in READOUT_PARAMS
+
+
 def _trainable(model: torch.nn.Module, params: str) -> list[torch.nn.Parameter]:
     if params == "all":
         return list(model.parameters())
-    chosen = [p for n, p in model.named_parameters() if n.split(".")[0] in READOUT_PARAMS]
+    chosen = [p for n, p in model.named_parameters() if is_readout(n)]
     if not chosen:
         raise LedgformerError(f"finetune.params=readout: {type(model).__name__} has none of the readout "
                               f"parameters {', '.join(READOUT_PARAMS)}")

@@ -174,6 +174,10 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         if self.closed_form:
             return self._fit_closed_form()
+        if hasattr(self.model, "member_outputs"):  # an ensemble: its members one by one
+            from ledgformer.train.ensemble import fit_members
+
+            return fit_members(self)
         d, c = self.data, self.cfg
         y_all = to_model_space(d.kind, d.target)
         y_train = y_all[d.parts["train"]]
