@@ -333,3 +333,13 @@ def test_gin_default_keeps_checkpoint_keys():
     keys = set(create_model("gin", n_layers=1).state_dict())
     assert {"layers.0.mlp.0.weight", "layers.0.mlp.3.weight", "head.0.weight"} <= keys
     assert not any("norms" in k for k in keys)
+
+
+@pytest.mark.parametrize("name", ["gin", "graphsage", "static_transformer", "mlp"])
+def test_graph_baselines_ignore_node_order(name):
+    """Sums over neighbours (and the op-count encoding) see a set, so a re-ordered graph gives the
+    same output: isomorphic re-ordering would add no training signal (README, Training)."""
+    gt = _tensors(small_cnn(16, 3))
+    perm = np.random.default_rng(0).permutation(len(gt)).tolist()
+    m = _build(name, "accuracy")
+    torch.testing.assert_close(m(collate([gt.permuted(perm)], TEXT)), m(collate([gt], TEXT)))
