@@ -91,7 +91,7 @@ def _forbid_training(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(cfg: dict) -> dict:
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr("ledgformer.train.trainer.run_experiment", fail)
+    monkeypatch.setattr("ledgformer.train.experiment.run_experiment", fail)
 
 
 def test_tiny_suite_runs_and_resumes(tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch,
@@ -205,7 +205,7 @@ def test_few_shot_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         data.parts["shots"] = np.concatenate([train[data.device_row[train] == d][:3] for d in (0, 1)])
         return data
 
-    monkeypatch.setattr("ledgformer.train.tasks.build_task", task)
+    monkeypatch.setattr("ledgformer.train.experiment.build_task", task)
     monkeypatch.setattr("ledgformer.train.finetune.build_task", task)
     suite = tmp_path / "help.yaml"
     suite.write_text(f"""

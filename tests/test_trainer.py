@@ -186,13 +186,13 @@ def test_shared_graph_encoding_equals_plain_forward() -> None:
 
 
 def test_run_experiment_writes_outputs(tmp_path, monkeypatch) -> None:
-    from ledgformer.train import trainer as trainer_mod
+    from ledgformer.train import experiment
 
-    monkeypatch.setattr("ledgformer.train.tasks.build_task", lambda cfg: synthetic_task("latency"))
+    monkeypatch.setattr("ledgformer.train.experiment.build_task", lambda cfg: synthetic_task("latency"))
     cfg = load_config(None, ["task=help-latency", f"out={tmp_path / 'run'}", "train.epochs=2",
                              "train.progress=false", "train.threads=1", "model.d_model=16",
                              "model.n_layers=1", "model.n_heads=2"])
-    metrics = trainer_mod.run_experiment(cfg)
+    metrics = experiment.run_experiment(cfg)
     out = tmp_path / "run"
     for f in ("metrics.json", "config.yaml", "split.json", "model.pt", "test_scatter.png",
               "test_per_device_spearman.png"):
@@ -295,14 +295,14 @@ def test_holdout_part_comes_from_the_test_pool(data_root) -> None:
 def test_ensemble_run_holds_its_single_model_and_averages(tmp_path, monkeypatch) -> None:
     """Member 0 of an ensemble whose first entry is {} is exactly the single-model run; the
     ensemble predicts the mean of its members, and its checkpoint predicts the same after loading."""
-    from ledgformer.train import trainer as trainer_mod
+    from ledgformer.train import experiment
 
-    monkeypatch.setattr("ledgformer.train.tasks.build_task", lambda cfg: synthetic_task("accuracy"))
+    monkeypatch.setattr("ledgformer.train.experiment.build_task", lambda cfg: synthetic_task("accuracy"))
     base = ["task=accuracy", "train.epochs=3", "train.progress=false", "train.threads=1",
             "model.d_model=16", "model.n_layers=1", "model.n_heads=2"]
-    single = trainer_mod.run_experiment(load_config(None, [*base, f"out={tmp_path / 'one'}"]))
+    single = experiment.run_experiment(load_config(None, [*base, f"out={tmp_path / 'one'}"]))
     gin = "{model: {name: gin, d_model: 16, n_layers: 2}, train: {lr: 0.005}}"
-    ens = trainer_mod.run_experiment(load_config(None, [*base, f"out={tmp_path / 'ens'}",
+    ens = experiment.run_experiment(load_config(None, [*base, f"out={tmp_path / 'ens'}",
                                                         f"ensemble=[{{}}, {gin}]"]))
     assert ens["members.0.test.kendall_tau"] == single["test.kendall_tau"]
     assert ens["members.0.test.mape"] == single["test.mape"]

@@ -60,7 +60,7 @@ def _print(metrics: dict) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from ledgformer.train.config import load_config
-    from ledgformer.train.trainer import run_experiment
+    from ledgformer.train.experiment import run_experiment
 
     cfg = load_config(args.config, args.overrides)
     metrics = run_experiment(cfg)

@@ -11,7 +11,7 @@ budget), ``shots`` (HELP-protocol suites: after training, fine-tune on K measure
 test device, for each K; metrics ``k<K>.*``) and ``tables`` (extra tables whose columns are
 metrics, e.g. one per test device).
 
-Every (setting, variant, seed) is one :func:`~ledgformer.train.trainer.run_experiment`, run
+Every (setting, variant, seed) is one :func:`~ledgformer.train.experiment.run_experiment`, run
 in this process or, with ``jobs > 1``, in worker processes (one torch thread each). The results
 file ``results/<suite>[-quick].json`` holds every metric of every run with its resolved config and
 wall time, the git commit and :data:`RESULTS_VERSION`, plus the machine and code versions; it is
@@ -180,7 +180,7 @@ def _run_one(cfg: dict[str, Any], shots: Sequence[int]) -> tuple[dict[str, Any],
     import torch
 
     from ledgformer.train.checkpoint import read_checkpoint
-    from ledgformer.train.trainer import run_experiment
+    from ledgformer.train.experiment import run_experiment
 
     t0 = time.time()
     metrics = run_experiment(cfg)
