@@ -1,0 +1,104 @@
+"""Does a rerun reproduce committed results? Compare two ``ledgformer bench`` result files run by run.
+
+The issue's promise is that rerunning ``--quick`` reproduces the quick numbers within noise; this
+checks it. Runs are matched by (setting, variant, seed); for each of the suite's metrics it prints
+the committed value, the rerun's and the difference, and flags a difference beyond the tolerance
+(MAPE-like metrics: relative, default 10 %; rank and accuracy metrics: absolute, default .01).
+Runs whose resolved configs set a shared key differently are listed, not compared.
+
+    ledgformer bench nb201-acc --quick --results-dir /tmp/rerun --runs-dir /tmp/rerun-runs
+    python scripts/compare_results.py results/nb201-acc-quick.json /tmp/rerun/nb201-acc-quick.json
+
+Exit status 0 when every compared run is within tolerance, 1 otherwise, 2 on unusable input or
+when no run could be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+RELATIVE = ("mape", "rmse", "rmspe")  # errors whose scale follows the data: compare as ratios
+
+
+def _runs(path: Path) -> tuple[dict[tuple[str, str, int], dict[str, Any]], list[str]]:
+    try:
+        data = json.loads(path.read_text())
+        runs = {(r["setting"], r["variant"], int(r["seed"])): r for r in data["runs"]}
+        return runs, list(data["metrics"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SystemExit(f"{path}: not a ledgformer bench result file ({err})") from None
+
+
+def _flat(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        elif f"{prefix}{k}" != "out":
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _config_diff(x: dict[str, Any], y: dict[str, Any]) -> list[str]:
+    """Keys both resolved configs set to different values (a key only one has, e.g. an option
+    added since with a default that keeps the old behaviour, is not a difference)."""
+    fx, fy = _flat(x.get("config", {})), _flat(y.get("config", {}))
+    return sorted(k for k in set(fx) & set(fy) if fx[k] != fy[k])
+
+
+def compare(old: Path, new: Path, rel_tol: float, abs_tol: float) -> int:
+    """Print the comparison table; return the number of metrics beyond tolerance."""
+    a, metrics = _runs(old)
+    b, _ = _runs(new)
+    shared = sorted(set(a) & set(b))
+    if not shared:
+        raise SystemExit(f"{old} and {new} share no (setting, variant, seed) run")
+    for key in sorted(set(a) ^ set(b)):
+        print(f"only in {old if key in a else new}: {key}")
+    bad = compared = 0
+    print(f"| setting | variant | seed | metric | {old.name} | rerun | diff | |")
+    print("|---|---|---:|---|---:|---:|---:|---|")
+    for key in shared:
+        if differ := _config_diff(a[key], b[key]):
+            print(f"| {key[0]} | {key[1]} | {key[2]} | configs differ in {', '.join(differ)}: "
+                  "not compared | | | | |")
+            continue
+        compared += 1
+        for m in metrics:
+            x, y = a[key]["metrics"].get(m), b[key]["metrics"].get(m)
+            if x is None or y is None:
+                continue
+            relative = any(s in m for s in RELATIVE)
+            diff = (y - x) / abs(x) if relative and x else y - x
+            over = abs(diff) > (rel_tol if relative else abs_tol)
+            bad += over
+            shown = f"{diff:+.1%}" if relative else f"{diff:+.4f}"
+            print(f"| {key[0]} | {key[1]} | {key[2]} | {m} | {x:.4f} | {y:.4f} | {shown} | "
+                  f"{'**beyond tolerance**' if over else ''} |")
+    if not compared:
+        raise SystemExit("every shared run has a different config: nothing could be compared")
+    print(f"\n{compared} of {len(shared)} shared runs compared, {bad} metric(s) beyond tolerance "
+          f"(relative {rel_tol:.0%} for {', '.join(RELATIVE)}; absolute {abs_tol} otherwise)")
+    return bad
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("committed", type=Path)
+    p.add_argument("rerun", type=Path)
+    p.add_argument("--rel-tol", type=float, default=0.10)
+    p.add_argument("--abs-tol", type=float, default=0.01)
+    args = p.parse_args(argv)
+    try:
+        return 1 if compare(args.committed, args.rerun, args.rel_tol, args.abs_tol) else 0
+    except SystemExit as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
