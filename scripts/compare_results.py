@@ -4,10 +4,13 @@ The issue's promise is that rerunning ``--quick`` reproduces the quick numbers w
 checks it. Runs are matched by (setting, variant, seed); for each of the suite's metrics it prints
 the committed value, the rerun's and the difference, and flags a difference beyond the tolerance
 (MAPE-like metrics: relative, default 10 %; rank and accuracy metrics: absolute, default .01).
-Runs whose resolved configs set a shared key differently are listed, not compared.
+Runs whose resolved configs set a shared key differently are listed, not compared. With
+``--spread FULL.json`` a difference within 2 seed standard deviations of the full suite's runs of
+that setting and variant counts as noise too.
 
     ledgformer bench nb201-acc --quick --results-dir /tmp/rerun --runs-dir /tmp/rerun-runs
-    python scripts/compare_results.py results/nb201-acc-quick.json /tmp/rerun/nb201-acc-quick.json
+    python scripts/compare_results.py results/nb201-acc-quick.json /tmp/rerun/nb201-acc-quick.json \
+      --spread results/nb201-acc.json
 
 Exit status 0 when every compared run is within tolerance, 1 otherwise, 2 on unusable input or
 when no run could be compared.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -50,8 +54,26 @@ def _config_diff(x: dict[str, Any], y: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(fx) & set(fy) if fx[k] != fy[k])
 
 
-def compare(old: Path, new: Path, rel_tol: float, abs_tol: float) -> int:
-    """Print the comparison table; return the number of metrics beyond tolerance."""
+def _seed_sd(path: Path) -> dict[tuple[str, str, str], float]:
+    """(setting, variant, metric) -> the sample std over seeds in a full suite's results."""
+    runs, _ = _runs(path)
+    values: dict[tuple[str, str, str], list[float]] = {}
+    for (setting, variant, _seed), run in runs.items():
+        for m, v in run["metrics"].items():
+            if isinstance(v, (int, float)):
+                values.setdefault((setting, variant, m), []).append(float(v))
+    return {k: statistics.stdev(v) for k, v in values.items() if len(v) > 1}
+
+
+def compare(old: Path, new: Path, rel_tol: float, abs_tol: float, spread: Path | None = None,
+            n_sd: float = 2.0) -> int:
+    """Print the comparison table; return the number of metrics beyond tolerance.
+
+    With ``spread`` (a full suite's results) a difference within ``n_sd`` seed standard deviations
+    of that setting and variant is within noise too: seeds, not bits, are the noise a user sees
+    (the same code on another CPU takes other floating-point paths).
+    """
+    sd = _seed_sd(spread) if spread else {}
     a, metrics = _runs(old)
     b, _ = _runs(new)
     shared = sorted(set(a) & set(b))
@@ -74,7 +96,8 @@ def compare(old: Path, new: Path, rel_tol: float, abs_tol: float) -> int:
                 continue
             relative = any(s in m for s in RELATIVE)
             diff = (y - x) / abs(x) if relative and x else y - x
-            over = abs(diff) > (rel_tol if relative else abs_tol)
+            noise = sd.get((key[0], key[1], m), 0.0) * n_sd
+            over = abs(diff) > (rel_tol if relative else abs_tol) and abs(y - x) > noise
             bad += over
             shown = f"{diff:+.1%}" if relative else f"{diff:+.4f}"
             print(f"| {key[0]} | {key[1]} | {key[2]} | {m} | {x:.4f} | {y:.4f} | {shown} | "
@@ -82,7 +105,8 @@ def compare(old: Path, new: Path, rel_tol: float, abs_tol: float) -> int:
     if not compared:
         raise SystemExit("every shared run has a different config: nothing could be compared")
     print(f"\n{compared} of {len(shared)} shared runs compared, {bad} metric(s) beyond tolerance "
-          f"(relative {rel_tol:.0%} for {', '.join(RELATIVE)}; absolute {abs_tol} otherwise)")
+          f"(relative {rel_tol:.0%} for {', '.join(RELATIVE)}; absolute {abs_tol} otherwise"
+          + (f"; or within {n_sd:g} seed sd of {spread.name}" if spread else "") + ")")
     return bad
 
 
@@ -92,9 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("rerun", type=Path)
     p.add_argument("--rel-tol", type=float, default=0.10)
     p.add_argument("--abs-tol", type=float, default=0.01)
+    p.add_argument("--spread", type=Path, default=None,
+                   help="a full suite's results: differences within --n-sd seed stds are noise")
+    p.add_argument("--n-sd", type=float, default=2.0)
     args = p.parse_args(argv)
     try:
-        return 1 if compare(args.committed, args.rerun, args.rel_tol, args.abs_tol) else 0
+        bad = compare(args.committed, args.rerun, args.rel_tol, args.abs_tol, args.spread, args.n_sd)
+        return 1 if bad else 0
     except SystemExit as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -50,3 +50,15 @@ def test_bad_input_says_which_file(compare, tmp_path, capsys) -> None:
     bad.write_text("hello")
     assert compare([str(_write(tmp_path / "old.json", 20.0, 0.8)), str(bad)]) == 2
     assert "notes.txt: not a ledgformer bench result file" in capsys.readouterr().err
+
+
+def test_seed_spread_widens_the_tolerance(compare, tmp_path) -> None:
+    old = _write(tmp_path / "old.json", 20.0, 0.750)
+    new = _write(tmp_path / "new.json", 20.0, 0.790)  # +.04: beyond .01
+    full = tmp_path / "full.json"
+    runs = [{"setting": "N=10", "variant": "ours", "seed": s, "config": {},
+             "metrics": {"test.kendall_tau": t}} for s, t in enumerate([0.72, 0.75, 0.78])]
+    full.write_text(json.dumps({"metrics": ["test.kendall_tau"], "runs": runs}))  # sd .03
+    assert compare([str(old), str(new)]) == 1
+    assert compare([str(old), str(new), "--spread", str(full)]) == 0
+    assert compare([str(old), str(new), "--spread", str(full), "--n-sd", "1"]) == 1
