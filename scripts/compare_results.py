@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -60,7 +61,7 @@ def _seed_sd(path: Path) -> dict[tuple[str, str, str], float]:
     values: dict[tuple[str, str, str], list[float]] = {}
     for (setting, variant, _seed), run in runs.items():
         for m, v in run["metrics"].items():
-            if isinstance(v, (int, float)):
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
                 values.setdefault((setting, variant, m), []).append(float(v))
     return {k: statistics.stdev(v) for k, v in values.items() if len(v) > 1}
 

@@ -57,7 +57,8 @@ def test_seed_spread_widens_the_tolerance(compare, tmp_path) -> None:
     new = _write(tmp_path / "new.json", 20.0, 0.790)  # +.04: beyond .01
     full = tmp_path / "full.json"
     runs = [{"setting": "N=10", "variant": "ours", "seed": s, "config": {},
-             "metrics": {"test.kendall_tau": t}} for s, t in enumerate([0.72, 0.75, 0.78])]
+             "metrics": {"test.kendall_tau": t, "test.note": float("nan")}}
+            for s, t in enumerate([0.72, 0.75, 0.78])]
     full.write_text(json.dumps({"metrics": ["test.kendall_tau"], "runs": runs}))  # sd .03
     assert compare([str(old), str(new)]) == 1
     assert compare([str(old), str(new), "--spread", str(full)]) == 0
