@@ -20,50 +20,41 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
-RELATIVE = ("mape", "rmse", "rmspe")  # errors whose scale follows the data: compare as ratios
+import numpy as np
+
+from ledgformer.train.bench import flatten_config
+from ledgformer.train.bench_report import lower_is_better, summarise
 
 
-def _runs(path: Path) -> tuple[dict[tuple[str, str, int], dict[str, Any]], list[str]]:
+class ResultsFileError(ValueError):
+    """Input this check cannot use: says which file and why."""
+
+
+def _runs(path: Path) -> tuple[dict[str, Any], dict[tuple[str, str, int], dict[str, Any]]]:
     try:
         data = json.loads(path.read_text())
-        runs = {(r["setting"], r["variant"], int(r["seed"])): r for r in data["runs"]}
-        return runs, list(data["metrics"])
+        return data, {(r["setting"], r["variant"], int(r["seed"])): r for r in data["runs"]}
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise SystemExit(f"{path}: not a ledgformer bench result file ({err})") from None
-
-
-def _flat(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in cfg.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        elif f"{prefix}{k}" != "out":
-            out[f"{prefix}{k}"] = v
-    return out
+        raise ResultsFileError(f"{path}: not a ledgformer bench result file ({err})") from None
 
 
 def _config_diff(x: dict[str, Any], y: dict[str, Any]) -> list[str]:
     """Keys both resolved configs set to different values (a key only one has, e.g. an option
     added since with a default that keeps the old behaviour, is not a difference)."""
-    fx, fy = _flat(x.get("config", {})), _flat(y.get("config", {}))
+    fx, fy = (flatten_config({k: v for k, v in r.get("config", {}).items() if k != "out"})
+              for r in (x, y))
     return sorted(k for k in set(fx) & set(fy) if fx[k] != fy[k])
 
 
-def _seed_sd(path: Path) -> dict[tuple[str, str, str], float]:
-    """(setting, variant, metric) -> the sample std over seeds in a full suite's results."""
-    runs, _ = _runs(path)
-    values: dict[tuple[str, str, str], list[float]] = {}
-    for (setting, variant, _seed), run in runs.items():
-        for m, v in run["metrics"].items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-                values.setdefault((setting, variant, m), []).append(float(v))
-    return {k: statistics.stdev(v) for k, v in values.items() if len(v) > 1}
+def _seed_sd(data: dict[str, Any], metrics: list[str]) -> dict[tuple[str, str, str], float]:
+    """(setting, variant, metric) -> the std over seeds, as the suite's ``± std`` tables show it."""
+    return {(setting, variant, m): float(np.std(v))
+            for m in metrics for (variant, setting), v in summarise(data, m).items()
+            if len(v) > 1 and np.isfinite(v).all()}
 
 
 def compare(old: Path, new: Path, rel_tol: float, abs_tol: float, spread: Path | None = None,
@@ -74,12 +65,13 @@ def compare(old: Path, new: Path, rel_tol: float, abs_tol: float, spread: Path |
     of that setting and variant is within noise too: seeds, not bits, are the noise a user sees
     (the same code on another CPU takes other floating-point paths).
     """
-    sd = _seed_sd(spread) if spread else {}
-    a, metrics = _runs(old)
-    b, _ = _runs(new)
+    committed, a = _runs(old)
+    _, b = _runs(new)
+    metrics = list(committed["metrics"])
+    sd = _seed_sd(_runs(spread)[0], metrics) if spread else {}
     shared = sorted(set(a) & set(b))
     if not shared:
-        raise SystemExit(f"{old} and {new} share no (setting, variant, seed) run")
+        raise ResultsFileError(f"{old} and {new} share no (setting, variant, seed) run")
     for key in sorted(set(a) ^ set(b)):
         print(f"only in {old if key in a else new}: {key}")
     bad = compared = 0
@@ -95,7 +87,7 @@ def compare(old: Path, new: Path, rel_tol: float, abs_tol: float, spread: Path |
             x, y = a[key]["metrics"].get(m), b[key]["metrics"].get(m)
             if x is None or y is None:
                 continue
-            relative = any(s in m for s in RELATIVE)
+            relative = lower_is_better(m)  # errors (MAPE, RMSE): their scale follows the data
             diff = (y - x) / abs(x) if relative and x else y - x
             noise = sd.get((key[0], key[1], m), 0.0) * n_sd
             over = abs(diff) > (rel_tol if relative else abs_tol) and abs(y - x) > noise
@@ -104,9 +96,9 @@ def compare(old: Path, new: Path, rel_tol: float, abs_tol: float, spread: Path |
             print(f"| {key[0]} | {key[1]} | {key[2]} | {m} | {x:.4f} | {y:.4f} | {shown} | "
                   f"{'**beyond tolerance**' if over else ''} |")
     if not compared:
-        raise SystemExit("every shared run has a different config: nothing could be compared")
+        raise ResultsFileError("every shared run has a different config: nothing could be compared")
     print(f"\n{compared} of {len(shared)} shared runs compared, {bad} metric(s) beyond tolerance "
-          f"(relative {rel_tol:.0%} for {', '.join(RELATIVE)}; absolute {abs_tol} otherwise"
+          f"(relative {rel_tol:.0%} for error metrics; absolute {abs_tol} otherwise"
           + (f"; or within {n_sd:g} seed sd of {spread.name}" if spread else "") + ")")
     return bad
 
@@ -124,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bad = compare(args.committed, args.rerun, args.rel_tol, args.abs_tol, args.spread, args.n_sd)
         return 1 if bad else 0
-    except SystemExit as err:
+    except ResultsFileError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

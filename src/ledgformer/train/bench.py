@@ -107,11 +107,12 @@ def _overrides(*parts: Mapping[str, Any]) -> list[str]:
     return [f"{k}={json.dumps(v)}" for k, v in merged.items()]
 
 
-def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_config(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}``: configs compared key by key."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         if isinstance(v, Mapping):
-            out.update(_flat(v, f"{prefix}{k}."))
+            out.update(flatten_config(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -133,7 +134,7 @@ def _earlier_run(runs: Sequence[Mapping[str, Any]], head: Mapping[str, Any], cfg
     does not make every suite start over)."""
     from ledgformer.train.config import DEFAULTS
 
-    defaults, new = _flat(DEFAULTS), _flat({k: v for k, v in cfg.items() if k != "out"})
+    defaults, new = flatten_config(DEFAULTS), flatten_config({k: v for k, v in cfg.items() if k != "out"})
     defaults.update(_model_defaults(cfg))
     for r in runs:
         if (r["setting"], r["variant"], r["seed"]) != (head["setting"], head["variant"], head["seed"]):
@@ -142,7 +143,7 @@ def _earlier_run(runs: Sequence[Mapping[str, Any]], head: Mapping[str, Any], cfg
             continue
         if any(f"k{k}.mean_device_spearman" not in r["metrics"] for k in shots):
             continue
-        was = _flat({k: v for k, v in r["config"].items() if k != "out"})
+        was = flatten_config({k: v for k, v in r["config"].items() if k != "out"})
         added = set(new) - set(was)
         if set(was) <= set(new) and all(was[k] == new[k] for k in was) \
                 and all(k in defaults and new[k] == defaults[k] for k in added):
