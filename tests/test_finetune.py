@@ -13,7 +13,7 @@ from ledgformer.errors import LedgformerError
 from ledgformer.model.registry import create_model
 from ledgformer.train.checkpoint import save_checkpoint
 from ledgformer.train.config import DEFAULTS, ConfigError, finetune_settings, load_config
-from ledgformer.train.finetune import READOUT_PARAMS, adapt, few_shot_metrics
+from ledgformer.train.finetune import READOUT_PARAMS, ROOFLINE_PARAMS, adapt, few_shot_metrics
 from ledgformer.train.trainer import Trainer, model_kwargs
 from test_trainer import SMALL, TCFG, synthetic_task
 
@@ -146,6 +146,23 @@ def test_scale_recipe_rescales_a_roofline_model() -> None:
     # before the fix only the small graph term moved
     assert np.mean((np.log(trainer.predict(shots)) - y) ** 2) < 0.8 * err0
     assert np.array_equal(np.argsort(pred0), np.argsort(trainer.predict(test)))
+
+
+def test_roofline_recipe_moves_only_the_devices_throughputs() -> None:
+    """params: roofline trains the layers that read P, B and O from the hardware token and nothing
+    else: the K samples move where the device sits on the roofline, the graph encoder stays; a
+    model without a roofline prior says so."""
+    trainer, model, shots = _setup(roofline=True, roofline_overhead=True)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    y = np.log(trainer.data.target[shots])
+    err0 = np.mean((np.log(trainer.predict(shots)) - y) ** 2)
+    adapt(trainer, model, shots, {"steps": 30, "lr": 0.05, "params": "roofline"})
+    moved = {k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert moved == {"roofline", "roofline_overhead"} and moved <= set(ROOFLINE_PARAMS)
+    assert np.mean((np.log(trainer.predict(shots)) - y) ** 2) < err0
+    trainer, plain, shots = _setup()
+    with pytest.raises(LedgformerError, match="params=roofline: LeDGFormer has none of the parameters"):
+        adapt(trainer, plain, shots, {"params": "roofline"})
 
 
 def test_bad_recipe_is_named() -> None:

@@ -109,7 +109,8 @@ DEFAULTS: dict[str, Any] = {
         "weight_decay": 1e-4,
         "loss": "mse",  # mse (log latency) | mse+rank (plus rank_weight x the pairwise rank loss)
         "rank_weight": 1.0,
-        "params": "all",  # all | readout (card token + heads) | scale (log-latency scale + shift)
+        "params": "all",  # all | readout (card token + heads) | roofline (throughputs P, B, overhead O)
+        # | scale (log-latency scale + shift)
         # share of the zero-shot weights kept after fine-tuning (weight-space ensembling, WiSE-FT):
         # weights = keep * before + (1 - keep) * after; 0: the fine-tuned weights as they are.
         # A list: each device chooses among them by cross-validation on its own K samples
@@ -119,7 +120,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 FINETUNE_LOSSES = ("mse", "mse+rank")
-FINETUNE_PARAMS = ("all", "readout", "scale")
+FINETUNE_PARAMS = ("all", "readout", "roofline", "scale")
 
 
 class ConfigError(LedgformerError, ValueError):

@@ -53,19 +53,31 @@ READOUT_PARAMS = ("hw_tok", "hw_mlp", "hw_text", "graph_head", "node_head", "hea
 RESCALE = {"lr": 0.05, "steps": 100}
 
 
+#: parameters that ``params: roofline`` trains: the layers that read the device's compute and
+#: memory throughput and per-node overhead (P, B, O of the roofline prior) from its hardware token.
+#: K samples then move where the device sits on the roofline, not what the graph encoder learned.
+ROOFLINE_PARAMS = ("roofline", "roofline_card", "roofline_overhead")
+
+
+def _module_of(name: str) -> str:
+    """The top-level module of parameter ``name`` (an ensemble's: of its member)."""
+    parts = name.split(".")
+    return parts[2] if parts[0] == "members" and len(parts) > 2 else parts[0]
+
+
 def is_readout(name: str) -> bool:
     """Whether parameter ``name`` is in :data:`READOUT_PARAMS` (an ensemble's: in a member's)."""
-    parts = name.split(".")
-    return (parts[2] if parts[0] == "members" and len(parts) > 2 else parts[0]) in READOUT_PARAMS
+    return _module_of(name) in READOUT_PARAMS
 
 
 def _trainable(model: torch.nn.Module, params: str) -> list[torch.nn.Parameter]:
     if params == "all":
         return list(model.parameters())
-    chosen = [p for n, p in model.named_parameters() if is_readout(n)]
+    group = READOUT_PARAMS if params == "readout" else ROOFLINE_PARAMS
+    chosen = [p for n, p in model.named_parameters() if _module_of(n) in group]
     if not chosen:
-        raise LedgformerError(f"finetune.params=readout: {type(model).__name__} has none of the readout "
-                              f"parameters {', '.join(READOUT_PARAMS)}")
+        raise LedgformerError(f"finetune.params={params}: {type(model).__name__} has none of the "
+                              f"parameters {', '.join(group)}")
     return chosen
 
 
@@ -107,7 +119,8 @@ def adapt(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, settings: d
     (:func:`~ledgformer.train.config.finetune_settings`; default: 100 full-batch AdamW steps, lr 1e-3,
     log-latency MSE, every parameter; no validation data). Closed-form models refit on them.
 
-    ``params``: ``all``; ``readout`` (:data:`READOUT_PARAMS` only, the graph encoder is frozen); or
+    ``params``: ``all``; ``readout`` (:data:`READOUT_PARAMS` only, the graph encoder is frozen);
+    ``roofline`` (:data:`ROOFLINE_PARAMS` only: the device's throughputs and overhead); or
     ``scale`` (no parameter moves: a per-device log-latency scale + shift, see :func:`_fit_scale`).
     ``keep`` > 0 then pulls the trained weights back towards the zero-shot ones (WiSE-FT: K samples
     say where the device differs, the zero-shot weights what the training devices agree on) and
