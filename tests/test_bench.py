@@ -115,6 +115,8 @@ quick: {{seeds: [0], variants: [gbdt]}}
     assert "train  N=60 | ours | seeds 0, 1" in out and not (res / "tiny.json").exists()
 
     assert main(args) == 0
+    out = capsys.readouterr().out  # not a terminal: one plain progress line per finished run
+    assert "[3/4] N=60 | ours | seed 1: " in out and out.count(" min, ETA ") == 4
     full = json.loads((res / "tiny.json").read_text())
     runs = sorted((r["variant"], r["seed"]) for r in full["runs"])
     assert runs == [("gbdt", 0), ("gbdt", 1), ("ours", 0), ("ours", 1)]

@@ -329,18 +329,27 @@ def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path 
     with Progress(*columns, disable=not progress) as bar:
         task = bar.add_task(f"bench {name}", total=len(grid), completed=len(grid) - len(todo), eta="?")
         t_run, n_run = time.time(), 0
+        # a suite run in the background writes to a log, where rich draws no live bar: one line a run
+        log_lines = progress and not bar.console.is_terminal
 
-        def advance(label: str) -> None:
+        def advance(label: str, head: dict[str, Any], wall: float) -> None:
             nonlocal n_run
             n_run += 1
             left = (time.time() - t_run) / n_run * (len(todo) - n_run) / jobs
             bar.update(task, advance=1, description=label, eta=f"{left / 60:.0f} min")
+            if log_lines:
+                done = len(grid) - len(todo) + n_run
+                bar.console.print(f"[{done}/{len(grid)}] {head['setting']} | {head['variant']} | seed "
+                                  f"{head['seed']}: {wall / 60:.1f} min; elapsed "
+                                  f"{(time.time() - t_run) / 60:.1f} min, ETA {left / 60:.0f} min",
+                                  markup=False, highlight=False, soft_wrap=True)
 
         if jobs == 1:
             for i, head, cfg in todo:
                 bar.update(task, description=f"{head['setting']} | {head['variant']} | seed {head['seed']}")
-                record(i, head, cfg, *_run_one(cfg, suite["shots"]))
-                advance(f"bench {name}")
+                metrics, wall, cards = _run_one(cfg, suite["shots"])
+                record(i, head, cfg, metrics, wall, cards)
+                advance(f"bench {name}", head, wall)
         else:
             with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
                 pending = {pool.submit(_run_one, cfg, suite["shots"]): (i, head, cfg)
@@ -350,8 +359,9 @@ def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path 
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in finished:
                         i, head, cfg = pending.pop(fut)
-                        record(i, head, cfg, *fut.result())
-                        advance(f"bench {name} ({jobs} jobs)")
+                        metrics, wall, cards = fut.result()
+                        record(i, head, cfg, metrics, wall, cards)
+                        advance(f"bench {name} ({jobs} jobs)", head, wall)
     results["runs"] = [runs[k] for k in sorted(runs)]
     results["wall_seconds"] = time.time() - t_start
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
