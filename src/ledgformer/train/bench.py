@@ -175,6 +175,11 @@ def _stale_cards(run: Mapping[str, Any], current: dict[str, str | None]) -> list
     return sorted(n for n, fp in recorded.items() if current[n] != fp)
 
 
+def _label(head: dict[str, Any]) -> str:
+    """How progress names one run: ``setting | variant | seed S``."""
+    return f"{head['setting']} | {head['variant']} | seed {head['seed']}"
+
+
 def _run_one(cfg: dict[str, Any], shots: Sequence[int]) -> tuple[dict[str, Any], float, dict[str, Any]]:
     """Train + evaluate one run (and its few-shot evaluations); metrics, wall seconds and the
     fingerprints of the hardware cards it read."""
@@ -339,14 +344,13 @@ def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path 
             bar.update(task, advance=1, description=label, eta=f"{left / 60:.0f} min")
             if log_lines:
                 done = len(grid) - len(todo) + n_run
-                bar.console.print(f"[{done}/{len(grid)}] {head['setting']} | {head['variant']} | seed "
-                                  f"{head['seed']}: {wall / 60:.1f} min; elapsed "
+                bar.console.print(f"[{done}/{len(grid)}] {_label(head)}: {wall / 60:.1f} min; elapsed "
                                   f"{(time.time() - t_run) / 60:.1f} min, ETA {left / 60:.0f} min",
                                   markup=False, highlight=False, soft_wrap=True)
 
         if jobs == 1:
             for i, head, cfg in todo:
-                bar.update(task, description=f"{head['setting']} | {head['variant']} | seed {head['seed']}")
+                bar.update(task, description=_label(head))
                 metrics, wall, cards = _run_one(cfg, suite["shots"])
                 record(i, head, cfg, metrics, wall, cards)
                 advance(f"bench {name}", head, wall)

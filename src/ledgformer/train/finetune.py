@@ -65,15 +65,14 @@ def _module_of(name: str) -> str:
     return parts[2] if parts[0] == "members" and len(parts) > 2 else parts[0]
 
 
-def is_readout(name: str) -> bool:
-    """Whether parameter ``name`` is in :data:`READOUT_PARAMS` (an ensemble's: in a member's)."""
-    return _module_of(name) in READOUT_PARAMS
+#: ``finetune.params`` -> the top-level modules it trains (``all`` trains every parameter)
+PARAM_GROUPS = {"readout": READOUT_PARAMS, "roofline": ROOFLINE_PARAMS}
 
 
 def _trainable(model: torch.nn.Module, params: str) -> list[torch.nn.Parameter]:
     if params == "all":
         return list(model.parameters())
-    group = READOUT_PARAMS if params == "readout" else ROOFLINE_PARAMS
+    group = PARAM_GROUPS[params]
     chosen = [p for n, p in model.named_parameters() if _module_of(n) in group]
     if not chosen:
         raise LedgformerError(f"finetune.params={params}: {type(model).__name__} has none of the "
@@ -298,5 +297,5 @@ def finetune_checkpoint(path: str | Path, device: str, shots: int, *, seed: int 
     return result
 
 
-__all__ = ["READOUT_PARAMS", "adapt", "evaluate_checkpoint", "few_shot_metrics", "finetune_checkpoint",
-           "restore"]
+__all__ = ["READOUT_PARAMS", "ROOFLINE_PARAMS", "adapt", "evaluate_checkpoint", "few_shot_metrics",
+           "finetune_checkpoint", "restore"]
