@@ -390,3 +390,24 @@ def test_fast_relation_gathers_equal_plain_indexing(data) -> None:
     table.grad = None
     (table[rel].permute(0, 3, 1, 2) * w).sum().backward()
     assert torch.allclose(got, table.grad, atol=1e-6)
+
+
+def test_fused_dynamic_bias_equals_autograd_of_the_gather() -> None:
+    """The training path's fused ``static + gate * score`` gives bit for bit the values and the
+    gradients (table and score) that slicing the gathered table under autograd gives."""
+    from ledgformer.model.relation_gather import dynamic_bias, gather_relations
+
+    torch.manual_seed(0)
+    table = torch.randn(7, 4, requires_grad=True)
+    score = torch.randn(3, 2, 9, 9, requires_grad=True)
+    rel, w = torch.randint(0, 7, (3, 9, 9)), torch.randn(3, 2, 9, 9)
+    per_rel = gather_relations(table, rel)
+    plain = per_rel[:, :2] + per_rel[:, 2:] * score
+    (plain * w).sum().backward()
+    grads = table.grad.clone(), score.grad.clone()
+    table.grad = score.grad = None
+    fused = dynamic_bias(table, rel, score)
+    (fused * w).sum().backward()
+    assert torch.equal(fused, plain)
+    assert torch.equal(table.grad, grads[0]) and torch.equal(score.grad, grads[1])
+    assert not torch.equal(grads[0][:, 2:], torch.zeros(7, 2))  # the gate columns do get gradient

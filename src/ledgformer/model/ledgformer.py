@@ -49,7 +49,7 @@ from ledgformer.model.features import (
 )
 from ledgformer.model.ledgformer_config import LeDGFormerConfig
 from ledgformer.model.registry import PredictorModel, register_model
-from ledgformer.model.relation_gather import gather_relations, lookup
+from ledgformer.model.relation_gather import dynamic_bias, gather_relations, lookup
 
 
 def op_totals_dim() -> int:
@@ -78,13 +78,13 @@ class RelationBias(nn.Module):
                 per_rel: torch.Tensor | None = None) -> torch.Tensor:
         """``h`` [B, S, d], ``rel`` [B, S, S] relation ids -> bias [B, H, S, S]; ``per_rel``: this
         block's ``table[rel]`` as [B, C, S, S] when the caller gathered it already (``lookup``)."""
-        if per_rel is None:
-            per_rel = gather_relations(self.table, rel)
         if not self.dynamic:
-            return per_rel
+            return gather_relations(self.table, rel) if per_rel is None else per_rel
         b, s, _ = h.shape
         a, c = self.pair(h).view(b, s, 2, self.h, self.r).permute(2, 0, 3, 1, 4)
         score = a @ c.transpose(-1, -2) / math.sqrt(self.r)
+        if per_rel is None:
+            return dynamic_bias(self.table, rel, score)
         return per_rel[:, : self.h] + per_rel[:, self.h:] * score
 
 

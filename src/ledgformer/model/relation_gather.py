@@ -36,6 +36,46 @@ def gather_relations(table: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
     return _RelationLookup.apply(table, rel)
 
 
+def _planes(table: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+    """``table[rel]`` as contiguous planes [C, B, S, S]: one ``take`` per column."""
+    cols = table.T.contiguous()
+    out = torch.empty((len(cols), *rel.shape), dtype=cols.dtype, device=cols.device)
+    for c in range(len(cols)):
+        torch.take(cols[c], rel, out=out[c])
+    return out
+
+
+class _DynamicBias(torch.autograd.Function):
+    """``static + gate * score`` with ``[static | gate] = table[rel]``, fused: slicing the gathered
+    [B, 2H, S, S] tensor in autograd costs two zero-filled full-size gradients and a permuted copy
+    per block in the backward, most of a CPU fine-tuning step on whole networks."""
+
+    @staticmethod
+    def forward(ctx: Any, table: torch.Tensor, rel: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+        h = score.shape[1]
+        planes = _planes(table, rel)
+        gate = planes[h:].transpose(0, 1)
+        ctx.save_for_backward(rel, score, gate)
+        ctx.n_rel = table.shape[0]
+        return planes[:h].transpose(0, 1) + gate * score
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, torch.Tensor]:
+        rel, score, gate = ctx.saved_tensors
+        h, flat = score.shape[1], rel.reshape(-1)
+        cols = torch.zeros(2 * h, ctx.n_rel, dtype=grad.dtype, device=grad.device)
+        for c in range(h):
+            cols[c].index_add_(0, flat, grad[:, c].reshape(-1))
+            cols[h + c].index_add_(0, flat, (grad[:, c] * score[:, c]).reshape(-1))
+        return cols.T, None, grad * gate
+
+
+def dynamic_bias(table: torch.Tensor, rel: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+    """``table[rel][..., :H] + table[rel][..., H:] * score`` [B, H, S, S] (``table`` [R, 2H],
+    ``score`` [B, H, S, S]): the training path of a dynamic relation bias."""
+    return _DynamicBias.apply(table, rel, score)
+
+
 def lookup(biases: list[RelationBias], rel: torch.Tensor, key_pad: torch.Tensor) -> list[torch.Tensor]:
     """Each block's ``table[rel].permute(0, 3, 1, 2)`` with ``key_pad`` added to the static columns
     (same values), for inference: one ``take`` per column into planes [C, B, S, S] is several times
@@ -55,4 +95,4 @@ def lookup(biases: list[RelationBias], rel: torch.Tensor, key_pad: torch.Tensor)
     return list(out.permute(1, 0, 2, 3).split([r.shape[1] for r in rows], dim=1))
 
 
-__all__ = ["gather_relations", "lookup"]
+__all__ = ["dynamic_bias", "gather_relations", "lookup"]
