@@ -1,0 +1,105 @@
+"""A training step on whole networks before/after the fused dynamic relation bias (same numbers).
+
+Why: fine-tuning on K measured networks (HELP's K-shot protocol) is most of a HELP suite's wall
+time, and before the fusion every block's backward zero-filled two full-size gradients of the
+gathered relation table. This times a full step (forward, backward, AdamW) of the shipped
+``help-nb201-latency`` checkpoint on one test device's K = 10 networks with the reference bias
+(``table[rel]`` gathered, then sliced under autograd) and with ``dynamic_bias``, interleaved, and
+checks that both leave bit-identical weights.
+
+Run: python benchmarks/train_step_ab.py [--steps 10] [--repeats 5]   (writes results/train_step_ab.{json,md})
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ledgformer.model import ledgformer as lf
+from ledgformer.model.relation_gather import gather_relations
+from ledgformer.train.checkpoint import read_checkpoint
+from ledgformer.train.finetune import _help_config, restore
+from ledgformer.train.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINT = ROOT / "src" / "ledgformer" / "predictors" / "help-nb201-latency.pt"
+
+
+def reference_bias(table: torch.Tensor, rel: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+    """What the training path computed before the fusion."""
+    per_rel = gather_relations(table, rel)
+    h = score.shape[1]
+    return per_rel[:, :h] + per_rel[:, h:] * score
+
+
+def run(trainer: Trainer, model: torch.nn.Module, idx, steps: int, fused: bool) -> tuple[float, str]:
+    """(ms per step, hash of the weights after ``steps`` AdamW steps from the checkpoint's weights)."""
+    model = copy.deepcopy(model).train()
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    saved = lf.dynamic_bias
+    lf.dynamic_bias = saved if fused else reference_bias
+    try:
+        t = time.perf_counter()
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            trainer._forward(idx, model).sum().backward()
+            opt.step()
+        ms = (time.perf_counter() - t) / steps * 1000
+    finally:
+        lf.dynamic_bias = saved
+    digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters()))
+    return ms, digest.hexdigest()[:16]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "train_step_ab")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    ckpt = read_checkpoint(CHECKPOINT)
+    cfg = _help_config(ckpt, CHECKPOINT, "train_step_ab", 0, None)
+    cfg["data"].update(n_train_archs=0, eval_all=False, shots=10, shots_part="test")
+    model, data = restore(ckpt, cfg, CHECKPOINT)
+    trainer = Trainer(model, data, cfg["train"], seed=0)
+    pool = data.parts["shots"]
+    idx = pool[data.device_row[pool] == data.device_row[pool][0]]
+    run(trainer, model, idx, 2, True)  # warm-up (allocator, first-call costs)
+    times: dict[str, list[float]] = {"before": [], "after": []}
+    hashes: dict[str, set[str]] = {"before": set(), "after": set()}
+    for _ in range(args.repeats):
+        for name, fused in (("before", False), ("after", True)):
+            ms, digest = run(trainer, model, idx, args.steps, fused)
+            times[name].append(ms)
+            hashes[name].add(digest)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    same = hashes["before"] == hashes["after"] and len(hashes["after"]) == 1
+    rep = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+           "batch_graphs": len(idx), "steps": args.steps, "repeats": args.repeats, "ms_per_step": times, "median_ms": med,
+           "speedup": med["before"] / med["after"], "identical_weights": same}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(rep, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(
+        "# Training step before/after the fused dynamic relation bias\n\n"
+        f"Command: `{rep['command']}` ({rep['date']}). Shipped `help-nb201-latency`, one HELP test "
+        f"device's K = {len(idx)} networks, full step (forward, backward, AdamW), 1 torch thread; "
+        f"median of {args.repeats} interleaved repeats of {args.steps} steps.\n\n"
+        "| path | ms per step (median) | repeats |\n|---|---:|---|\n"
+        + "".join(f"| {k} | {med[k]:.1f} | {', '.join(f'{x:.0f}' for x in times[k])} |\n" for k in times)
+        + f"\nSpeed-up {rep['speedup']:.2f}x; weights after the steps bit-identical: {same}.\n")
+    print(args.out.with_suffix(".md").read_text())
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
