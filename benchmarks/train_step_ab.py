@@ -84,8 +84,9 @@ def main() -> int:
             hashes[name].add(digest)
     med = {k: statistics.median(v) for k, v in times.items()}
     same = hashes["before"] == hashes["after"] and len(hashes["after"]) == 1
-    rep = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-           "batch_graphs": len(idx), "steps": args.steps, "repeats": args.repeats, "ms_per_step": times, "median_ms": med,
+    rep = {"command": " ".join([Path(sys.executable).name, *sys.argv]),
+           "date": time.strftime("%Y-%m-%d %H:%M:%S"), "batch_graphs": len(idx), "steps": args.steps,
+           "repeats": args.repeats, "ms_per_step": times, "median_ms": med,
            "speedup": med["before"] / med["after"], "identical_weights": same}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(rep, indent=2) + "\n")
