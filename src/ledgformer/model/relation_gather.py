@@ -1,6 +1,7 @@
 """Gathers of the relation-bias table ``table[rel]``, fast on a CPU: the training path's
-backward and the inference path's one-pass gather for every block. Same values as plain indexing
-(tested); kept apart from the model so ``ledgformer.py`` reads as the model alone."""
+backward, its fused dynamic bias, and the inference path's one-pass gather for every block.
+Same values as plain indexing (tested); kept apart from the model so ``ledgformer.py`` reads as
+the model alone."""
 
 from __future__ import annotations
 
@@ -87,11 +88,8 @@ def lookup(biases: list[RelationBias], rel: torch.Tensor, key_pad: torch.Tensor)
         pad = torch.zeros(1, b.table.shape[1], dtype=b.table.dtype, device=b.table.device)
         pad[0, : b.h] = float("-inf")
         rows.append(torch.cat([b.table, pad]))
-    cols = torch.cat(rows, dim=1).T.contiguous()  # [sum C, R + 1]
-    rel = rel.masked_fill(torch.isinf(key_pad[:, 0]), cols.shape[1] - 1)
-    out = torch.empty((len(cols), *rel.shape), dtype=cols.dtype, device=cols.device)
-    for c in range(len(cols)):
-        torch.take(cols[c], rel, out=out[c])
+    table = torch.cat(rows, dim=1)  # [R + 1, sum C]
+    out = _planes(table, rel.masked_fill(torch.isinf(key_pad[:, 0]), table.shape[0] - 1))
     return list(out.permute(1, 0, 2, 3).split([r.shape[1] for r in rows], dim=1))
 
 
