@@ -25,8 +25,7 @@ import torch
 
 from ledgformer.model import ledgformer as lf
 from ledgformer.model.relation_gather import gather_relations
-from ledgformer.train.checkpoint import read_checkpoint
-from ledgformer.train.finetune import _help_config, restore
+from ledgformer.train.finetune import kshot_task
 from ledgformer.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,13 +66,10 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "train_step_ab")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    ckpt = read_checkpoint(CHECKPOINT)
-    cfg = _help_config(ckpt, CHECKPOINT, "train_step_ab", 0, None)
-    cfg["data"].update(n_train_archs=0, eval_all=False, shots=10, shots_part="test")
-    model, data = restore(ckpt, cfg, CHECKPOINT)
-    trainer = Trainer(model, data, cfg["train"], seed=0)
-    pool = data.parts["shots"]
-    idx = pool[data.device_row[pool] == data.device_row[pool][0]]
+    task = kshot_task(CHECKPOINT, 10, what="train_step_ab")
+    model = task.model
+    trainer = Trainer(model, task.data, task.cfg["train"], seed=0)
+    idx = task.shots_of(int(task.data.device_row[task.data.parts["shots"][0]]))
     run(trainer, model, idx, 2, True)  # warm-up (allocator, first-call costs)
     times: dict[str, list[float]] = {"before": [], "after": []}
     hashes: dict[str, set[str]] = {"before": set(), "after": set()}

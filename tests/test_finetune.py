@@ -13,7 +13,7 @@ from ledgformer.errors import LedgformerError
 from ledgformer.model.registry import create_model
 from ledgformer.train.checkpoint import save_checkpoint
 from ledgformer.train.config import DEFAULTS, ConfigError, finetune_settings, load_config
-from ledgformer.train.finetune import READOUT_PARAMS, ROOFLINE_PARAMS, adapt, few_shot_metrics
+from ledgformer.train.finetune import READOUT_PARAMS, ROOFLINE_PARAMS, adapt, few_shot_metrics, kshot_task
 from ledgformer.train.trainer import Trainer, model_kwargs
 from test_trainer import SMALL, TCFG, synthetic_task
 
@@ -216,6 +216,40 @@ def test_few_shot_on_valid_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert {chosen[f"valid.k3.per_device.{d}.keep"] for d in ("titanx_1", "gold_6240")} <= {0.0, 0.5}
     with pytest.raises(Exception, match="part must be"):
         few_shot_metrics(path, [3], part="train")
+
+
+def test_kshot_task_builds_the_shots_of_the_asked_devices(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The K-shot task: K samples of the part's devices (or only those asked), the trained weights,
+    and a clear error for a checkpoint of another task, naming the caller."""
+    seen: list[dict] = []
+
+    def task(cfg: dict):
+        seen.append(dict(cfg["data"]))
+        data = synthetic_task("latency")
+        train = data.parts["train"]
+        data.parts["shots"] = np.concatenate([train[data.device_row[train] == d][:4] for d in (0, 1)])
+        return data
+
+    monkeypatch.setattr("ledgformer.train.finetune.build_task", task)
+    trainer, model, _ = _setup()
+    cfg = load_config(None, ["task=help-latency", "data.benchmark=help-fbnet"])
+    name, kw = model_kwargs({"model": {"name": "ledgformer", **SMALL, "hw_layers": 0}}, trainer.data)
+    path = save_checkpoint(tmp_path / "model.pt", model, config=cfg, model_name=name, model_config=kw,
+                           encoder_id="test-encoder", data_version={"benchmark": "synthetic"})
+    got = kshot_task(path, 4, seed=3, part="valid", devices=["titanx_1"])
+    assert {k: seen[-1][k] for k in ("shots", "shots_part", "valid_devices", "n_train_archs")} == {
+        "shots": 4, "shots_part": "valid", "valid_devices": ["titanx_1"], "n_train_archs": 0}
+    assert got.cfg["seed"] == 3 and not got.cfg["train"]["progress"]
+    shots = got.shots_of(1)
+    assert shots.size == 4 and (got.data.device_row[shots] == 1).all()
+    for p, q in zip(got.model.parameters(), model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    acc = load_config(None, ["task=nb201-accuracy"])
+    other = save_checkpoint(tmp_path / "acc.pt", model, config=acc, model_name=name, model_config=kw,
+                            encoder_id="test-encoder", data_version={"benchmark": "synthetic"})
+    with pytest.raises(LedgformerError, match="nb201-accuracy model; my tool needs task help-latency"):
+        kshot_task(other, 4, what="my tool")
 
 
 @pytest.mark.parametrize("params", ["readout", "scale"])

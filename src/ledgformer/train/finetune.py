@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -201,9 +201,30 @@ def _choose_keep(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, y: t
     return ft["keep"][int(np.argmin(err))]
 
 
-def _help_config(ckpt: dict[str, Any], path: str | Path, what: str, seed: int,
-                 data_root: str | None) -> dict[str, Any]:
-    """The checkpoint's config (completed with today's defaults) for a K-shot task of ``seed``."""
+class KShotTask(NamedTuple):
+    """A HELP-protocol checkpoint set up for K-shot adaptation (see :func:`kshot_task`)."""
+
+    ckpt: dict[str, Any]
+    cfg: dict[str, Any]  # the checkpoint's config, completed with today's defaults, for this task
+    model: torch.nn.Module  # the checkpoint's trained weights
+    data: TaskData  # parts["shots"]: the K samples of every device; parts[part]: their evaluation sets
+
+    def shots_of(self, device_row: int) -> np.ndarray:
+        """The examples of the K samples of one device (a row of ``data.devices``)."""
+        pool = self.data.parts["shots"]
+        return pool[self.data.device_row[pool] == device_row]
+
+
+def kshot_task(path: str | Path, shots: int, *, seed: int = 0, part: str = "test",
+               devices: list[str] | None = None, data_root: str | None = None,
+               what: str = "K-shot") -> KShotTask:
+    """The K-shot task of a ``help-latency`` checkpoint: its model, and data holding ``shots`` samples
+    of each ``part`` device (HELP's test or validation devices, or only ``devices``, HELP keys) drawn
+    with ``seed`` from the device's sample pool, never from its evaluation set. ``what`` names the
+    caller in the error a checkpoint of another task gets."""
+    if part not in ("test", "valid"):
+        raise LedgformerError(f"few-shot part must be 'test' or 'valid', got {part!r}")
+    ckpt = read_checkpoint(path)
     cfg = merge(DEFAULTS, ckpt["config"])
     if cfg["task"] != "help-latency":
         raise LedgformerError(f"checkpoint {path} is a {cfg['task']} model; {what} needs task help-latency")
@@ -211,7 +232,12 @@ def _help_config(ckpt: dict[str, Any], path: str | Path, what: str, seed: int,
         cfg["data"]["data_root"] = data_root
     cfg["seed"] = seed
     cfg["train"]["progress"] = False
-    return cfg
+    cfg["data"].update(n_train_archs=0, eval_all=False, shots=shots, shots_part=part)
+    if devices is not None:
+        cfg["data"][f"{part}_devices"] = devices
+    set_seed(seed)
+    model, data = restore(ckpt, cfg, path)
+    return KShotTask(ckpt, cfg, model, data)
 
 
 def few_shot_metrics(path: str | Path, shots: list[int], *, seed: int = 0, data_root: str | None = None,
@@ -228,25 +254,20 @@ def few_shot_metrics(path: str | Path, shots: list[int], *, seed: int = 0, data_
     """
     from ledgformer.train.metrics import device_key
 
-    if part not in ("test", "valid"):
-        raise LedgformerError(f"few-shot part must be 'test' or 'valid', got {part!r}")
-    ckpt = read_checkpoint(path)
-    ft = finetune_settings(ckpt["config"], **overrides)
+    ft = finetune_settings(read_checkpoint(path)["config"], **overrides)  # bad overrides fail first
     prefix = "" if part == "test" else "valid."
     out: dict[str, float] = {}
     for k in shots:
-        cfg = _help_config(ckpt, path, "K-shot", seed, data_root)
-        cfg["data"].update(n_train_archs=0, eval_all=False, shots=k, shots_part=part)
-        set_seed(seed)
-        base, data = restore(ckpt, cfg, path)
+        task = kshot_task(path, k, seed=seed, part=part, data_root=data_root)
+        data = task.data
         parts = dict(data.parts)
-        scored, pool = parts[part], parts["shots"]
+        scored = parts[part]
         per: dict[str, dict[str, float]] = {}
         for d in sorted(set(data.device_row[scored].tolist())):
             data.parts = {**parts, "test": scored[data.device_row[scored] == d]}
-            model = copy.deepcopy(base)
-            trainer = Trainer(model, data, cfg["train"], seed=seed)
-            chosen = adapt(trainer, model, pool[data.device_row[pool] == d], ft)
+            model = copy.deepcopy(task.model)
+            trainer = Trainer(model, data, task.cfg["train"], seed=seed)
+            chosen = adapt(trainer, model, task.shots_of(d), ft)
             m, _ = trainer.evaluate(("test",))
             dev = device_key(data.devices[d])
             per[dev] = {name: float(m[f"test.{name}"])
@@ -265,16 +286,12 @@ def finetune_checkpoint(path: str | Path, device: str, shots: int, *, seed: int 
                         **overrides: Any) -> dict[str, Any]:
     """Zero-shot (``shots=0``) or K-shot metrics of ``device`` on its HELP evaluation set; the recipe
     is the checkpoint config's ``finetune`` section, ``overrides`` (steps, lr...) replace its values."""
-    ckpt = read_checkpoint(path)
-    ft = finetune_settings(ckpt["config"], **overrides)
-    cfg = _help_config(ckpt, path, "finetune", seed, data_root)
     if not device.startswith("help/"):
         raise LedgformerError(f"device '{device}': only HELP cards (help/<key>) have a K-shot protocol here")
-    cfg["data"].update(test_devices=[device.split("/", 1)[1]], n_train_archs=0, eval_all=False, shots=shots,
-                       shots_part="test")
+    ft = finetune_settings(read_checkpoint(path)["config"], **overrides)  # bad overrides fail first
+    ckpt, cfg, model, data = kshot_task(path, shots, seed=seed, devices=[device.split("/", 1)[1]],
+                                        data_root=data_root, what="finetune")
     cfg["finetune"] = ft
-    set_seed(seed)
-    model, data = restore(ckpt, cfg, path)
     trainer = Trainer(model, data, cfg["train"], seed=seed)
     before, _ = trainer.evaluate(("test",))
     result: dict[str, Any] = {"shots": shots, "zero_shot_spearman": before["test.spearman"],
@@ -297,5 +314,5 @@ def finetune_checkpoint(path: str | Path, device: str, shots: int, *, seed: int 
     return result
 
 
-__all__ = ["READOUT_PARAMS", "ROOFLINE_PARAMS", "adapt", "evaluate_checkpoint", "few_shot_metrics",
-           "finetune_checkpoint", "restore"]
+__all__ = ["READOUT_PARAMS", "ROOFLINE_PARAMS", "KShotTask", "adapt", "evaluate_checkpoint",
+           "few_shot_metrics", "finetune_checkpoint", "kshot_task", "restore"]
