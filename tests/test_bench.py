@@ -69,10 +69,26 @@ def test_suite_set_applies_to_every_run_and_settings_and_variants_win(tmp_path: 
         load_suite(suite)
 
 
-def test_shipped_suites_load() -> None:
-    for path in sorted((REPO / "configs" / "bench").glob("*.yaml")):
+def test_shipped_suites_and_studies_load() -> None:
+    for path in sorted((REPO / "configs").glob("[bs]*/*.yaml")):  # bench/ and studies/
         suite = load_suite(path)
         assert Path(suite["base"]).is_file(), path
+
+
+def test_tables_from_shows_another_suites_tables(tmp_path: Path) -> None:
+    base = REPO / "configs" / "nb201-acc-781.yaml"
+    table = "{title: per device, columns: {a: test.per_device.a.mape}}"
+    head = f"base: {base}\nvariants: {{a: {{}}}}\nmetrics: [m]\n"
+    (tmp_path / "suite.yaml").write_text(f"{head}tables: [{table}]\n")
+    study = tmp_path / "sub" / "study.yaml"
+    study.parent.mkdir()
+    study.write_text(f"{head}tables_from: ../suite.yaml\n")
+    got = load_suite(study)
+    assert got["tables"] == [{"title": "per device", "columns": {"a": "test.per_device.a.mape"}}]
+    assert "tables_from" not in got
+    study.write_text(study.read_text() + f"tables: [{table}]\n")
+    with pytest.raises(LedgformerError, match="not both"):
+        load_suite(study)
 
 
 TINY_GBDT = "gbdt: {model: {name: gbdt, encoding: position, n_estimators: 20}}"

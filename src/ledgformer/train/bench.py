@@ -44,7 +44,7 @@ from ledgformer.train.bench_report import write_results
 RESULTS_VERSION = 1
 
 SUITE_KEYS = {"suite", "description", "base", "seeds", "settings", "variants", "metrics", "quick",
-              "command", "limit", "shots", "tables", "set"}
+              "command", "limit", "shots", "tables", "tables_from", "set"}
 
 
 def load_suite(path: str | Path) -> dict[str, Any]:
@@ -76,6 +76,11 @@ def load_suite(path: str | Path) -> dict[str, Any]:
     suite["shots"] = [int(k) for k in suite.get("shots") or []]
     if any(k < 1 for k in suite["shots"]):
         raise LedgformerError(f"{path}: shots are K >= 1 measured samples (K = 0 is the test.* metrics)")
+    if suite.get("tables_from"):  # a study on a suite's grid shows the suite's own tables
+        if suite.get("tables"):
+            raise LedgformerError(f"{path}: give 'tables' or 'tables_from' (a suite file whose tables "
+                                  "to show), not both")
+        suite["tables"] = load_suite(path.parent / suite.pop("tables_from")).get("tables") or []
     for spec in suite.get("tables") or []:
         if not isinstance(spec, dict) or not spec.get("title") or not isinstance(spec.get("columns"), dict):
             raise LedgformerError(f"{path}: each entry of 'tables' needs a title and columns (label: metric)")
@@ -321,24 +326,25 @@ def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path 
     resumed = bool(runs) and old.get("suite") == suite["suite"]
     t_start = time.time() - float(old.get("wall_seconds", 0.0)) if resumed else time.time()
 
-    def record(i: int, head: dict[str, Any], cfg: dict[str, Any], metrics: dict[str, Any],
-               wall: float, cards: dict[str, Any]) -> None:
-        runs[i] = {**head, "wall_seconds": wall, "metrics": metrics, "config": cfg, "cards": cards,
-                   "results_version": RESULTS_VERSION, "commit": commit}
-        results["runs"] = [runs[k] for k in sorted(runs)]
-        results["wall_seconds"] = time.time() - t_start
-        write_results(results, Path(results_dir), name)
-
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA {task.fields[eta]}")]
     with Progress(*columns, disable=not progress) as bar:
-        task = bar.add_task(f"bench {name}", total=len(grid), completed=len(grid) - len(todo), eta="?")
+        label = f"bench {name}" + (f" ({jobs} jobs)" if jobs > 1 else "")
+        task = bar.add_task(label, total=len(grid), completed=len(grid) - len(todo), eta="?")
         t_run, n_run = time.time(), 0
         # a suite run in the background writes to a log, where rich draws no live bar: one line a run
         log_lines = progress and not bar.console.is_terminal
 
-        def advance(label: str, head: dict[str, Any], wall: float) -> None:
+        def record(i: int, head: dict[str, Any], cfg: dict[str, Any],
+                   outcome: tuple[dict[str, Any], float, dict[str, Any]]) -> None:
+            """Save a finished run (the results files are rewritten after each) and advance the bar."""
             nonlocal n_run
+            metrics, wall, cards = outcome
+            runs[i] = {**head, "wall_seconds": wall, "metrics": metrics, "config": cfg, "cards": cards,
+                       "results_version": RESULTS_VERSION, "commit": commit}
+            results["runs"] = [runs[k] for k in sorted(runs)]
+            results["wall_seconds"] = time.time() - t_start
+            write_results(results, Path(results_dir), name)
             n_run += 1
             left = (time.time() - t_run) / n_run * (len(todo) - n_run) / jobs
             bar.update(task, advance=1, description=label, eta=f"{left / 60:.0f} min")
@@ -351,21 +357,15 @@ def run_suite(path: str | Path, *, quick: bool = False, results_dir: str | Path 
         if jobs == 1:
             for i, head, cfg in todo:
                 bar.update(task, description=_label(head))
-                metrics, wall, cards = _run_one(cfg, suite["shots"])
-                record(i, head, cfg, metrics, wall, cards)
-                advance(f"bench {name}", head, wall)
+                record(i, head, cfg, _run_one(cfg, suite["shots"]))
         else:
             with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
                 pending = {pool.submit(_run_one, cfg, suite["shots"]): (i, head, cfg)
                            for i, head, cfg in todo}
-                bar.update(task, description=f"bench {name} ({jobs} jobs)")
                 while pending:
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in finished:
-                        i, head, cfg = pending.pop(fut)
-                        metrics, wall, cards = fut.result()
-                        record(i, head, cfg, metrics, wall, cards)
-                        advance(f"bench {name} ({jobs} jobs)", head, wall)
+                        record(*pending.pop(fut), fut.result())
     results["runs"] = [runs[k] for k in sorted(runs)]
     results["wall_seconds"] = time.time() - t_start
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
