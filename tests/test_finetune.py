@@ -233,11 +233,13 @@ def test_kshot_task_builds_the_shots_of_the_asked_devices(tmp_path: Path,
 
     monkeypatch.setattr("ledgformer.train.finetune.build_task", task)
     trainer, model, _ = _setup()
-    cfg = load_config(None, ["task=help-latency", "data.benchmark=help-fbnet"])
+    cfg = load_config(None, ["task=help-latency", "data.benchmark=help-fbnet", "train.threads=1"])
     name, kw = model_kwargs({"model": {"name": "ledgformer", **SMALL, "hw_layers": 0}}, trainer.data)
     path = save_checkpoint(tmp_path / "model.pt", model, config=cfg, model_name=name, model_config=kw,
                            encoder_id="test-encoder", data_version={"benchmark": "synthetic"})
+    torch.set_num_threads(2)
     got = kshot_task(path, 4, seed=3, part="valid", devices=["titanx_1"])
+    assert torch.get_num_threads() == int(got.cfg["train"]["threads"]) == 1  # repeatable fine-tuning
     assert {k: seen[-1][k] for k in ("shots", "shots_part", "valid_devices", "n_train_archs")} == {
         "shots": 4, "shots_part": "valid", "valid_devices": ["titanx_1"], "n_train_archs": 0}
     assert got.cfg["seed"] == 3 and not got.cfg["train"]["progress"]

@@ -221,7 +221,8 @@ def kshot_task(path: str | Path, shots: int, *, seed: int = 0, part: str = "test
     """The K-shot task of a ``help-latency`` checkpoint: its model, and data holding ``shots`` samples
     of each ``part`` device (HELP's test or validation devices, or only ``devices``, HELP keys) drawn
     with ``seed`` from the device's sample pool, never from its evaluation set. ``what`` names the
-    caller in the error a checkpoint of another task gets."""
+    caller in the error a checkpoint of another task gets. Sets torch's thread count to the config's
+    ``train.threads``, as training does, so that adapting and scoring repeat bit for bit."""
     if part not in ("test", "valid"):
         raise LedgformerError(f"few-shot part must be 'test' or 'valid', got {part!r}")
     ckpt = read_checkpoint(path)
@@ -237,6 +238,9 @@ def kshot_task(path: str | Path, shots: int, *, seed: int = 0, part: str = "test
         cfg["data"][f"{part}_devices"] = devices
     set_seed(seed)
     model, data = restore(ckpt, cfg, path)
+    # the training's thread count: with more threads CPU reductions may split differently, and
+    # K-shot metrics then differ in the 6th digit from run to run
+    torch.set_num_threads(int(cfg["train"]["threads"]))
     return KShotTask(ckpt, cfg, model, data)
 
 
