@@ -16,6 +16,7 @@ devices read for w*. Runs are reused from ``--runs-dir`` when their saved config
 
 Run: python scripts/help_consensus.py [--val-seeds 0 1] [--test-seeds 0 1 2] [--jobs 2]
        [--runs-dir runs/studies/help-consensus]   (writes results/studies/help-nb201-consensus.{json,md})
+     python scripts/help_consensus.py --score RUN/model.pt [--parts valid test]   (one checkpoint's grid)
 """
 
 from __future__ import annotations
@@ -123,7 +124,12 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "studies" / "help-consensus")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "studies" / "help-nb201-consensus")
+    ap.add_argument("--score", type=Path, metavar="MODEL_PT",
+                    help="only print the blend grid of one checkpoint on --parts (an exploratory look)")
+    ap.add_argument("--parts", nargs="+", default=["valid", "test"], choices=["valid", "test"])
     args = ap.parse_args()
+    if args.score:
+        return print_grid(args.score, args.parts)
     t0 = time.time()
     all_train = [k for fam in FAMILIES.values() for k in fam]
     jobs = [(f"fold-{fam}", s, [f"data.train_devices=[{','.join(k for k in all_train if k not in held)}]",
@@ -155,6 +161,23 @@ def main() -> int:
     args.out.with_suffix(".json").write_text(json.dumps(rep, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(rep))
     print(args.out.with_suffix(".md").read_text())
+    return 0
+
+
+def print_grid(ckpt: Path, parts: list[str]) -> int:
+    """Spearman rho per device and its mean over the part's devices, for every w."""
+    import torch
+
+    from ledgformer.train.checkpoint import read_checkpoint
+
+    torch.set_num_threads(1)
+    seed = int(read_checkpoint(ckpt)["config"]["seed"])
+    print("| part | device | " + " | ".join(f"w={w:g}" for w in WEIGHTS) + " |")
+    print("|---|---|" + "---:|" * len(WEIGHTS))
+    for part in parts:
+        got = score(ckpt, part, seed)
+        for dev, v in [*got.items(), ("mean", {"rho": _mean_over(got, "rho").tolist()})]:
+            print(f"| {part} | {dev} | " + " | ".join(f"{r:.3f}" for r in v["rho"]) + " |")
     return 0
 
 
