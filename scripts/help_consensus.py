@@ -108,7 +108,7 @@ def unit(job: tuple[str, int, list[str], tuple[str, ...], str]) -> tuple[str, in
     import torch
 
     name, seed, overrides, parts, runs_dir = job
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # --jobs workers share the cores (scoring then uses train.threads)
     ckpt = train(name, seed, overrides, Path(runs_dir))
     return name, seed, {part: score(ckpt, part, seed) for part in parts}
 
@@ -166,11 +166,8 @@ def main() -> int:
 
 def print_grid(ckpt: Path, parts: list[str]) -> int:
     """Spearman rho per device and its mean over the part's devices, for every w."""
-    import torch
-
     from ledgformer.train.checkpoint import read_checkpoint
 
-    torch.set_num_threads(1)
     seed = int(read_checkpoint(ckpt)["config"]["seed"])
     print("| part | device | " + " | ".join(f"w={w:g}" for w in WEIGHTS) + " |")
     print("|---|---|" + "---:|" * len(WEIGHTS))
