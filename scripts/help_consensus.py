@@ -1,10 +1,11 @@
 """Zero-shot HELP NB201 ranking: the model on the new device's card vs the consensus of the training cards.
 
 Why: on HELP's test devices the zero-shot model (configs/help-nb201-zeroshot.yaml) ranks worse on
-a device's own card than the mean of the training devices' measured latencies does on titan_rtx_256
-and gold_6226. This scores, per device, ``w * z(prediction on its card) + (1 - w) * z(consensus)``
-(log ms, z over the device's evaluation set; consensus = the mean of the model's z-scored
-predictions on the cards of the devices it was trained on: no measurement of anything new), and
+a device's own card than its own predictions on the training cards, averaged, do (``--score``
+shows it for one checkpoint). This scores, per device,
+``w * z(prediction on its card) + (1 - w) * z(consensus)`` (log ms, z over the device's
+evaluation set; consensus = the mean of the model's z-scored predictions on the cards of the
+devices it was trained on: no measurement of anything new), and
 MAPE of ``mean + std * blend`` (level and spread from the device's own card). HELP's validation
 devices (GPUs and Xeons with a sibling among the training devices) cannot tell whether a new kind
 of device needs this, so ``w`` is chosen on hardware-family-out folds of HELP's training devices:
