@@ -11,7 +11,7 @@ import torch
 
 from ledgformer.errors import LedgformerError
 from ledgformer.model.registry import create_model
-from ledgformer.train.checkpoint import save_checkpoint
+from ledgformer.train.checkpoint import read_checkpoint, save_checkpoint
 from ledgformer.train.config import DEFAULTS, ConfigError, finetune_settings, load_config
 from ledgformer.train.finetune import READOUT_PARAMS, ROOFLINE_PARAMS, adapt, few_shot_metrics, kshot_task
 from ledgformer.train.trainer import Trainer, model_kwargs
@@ -247,6 +247,10 @@ def test_kshot_task_builds_the_shots_of_the_asked_devices(tmp_path: Path,
     assert shots.size == 4 and (got.data.device_row[shots] == 1).all()
     for p, q in zip(got.model.parameters(), model.parameters(), strict=True):
         assert torch.equal(p, q)
+    # a checkpoint already read is not read again (the path is only named in messages)
+    again = kshot_task(tmp_path / "not-there.pt", 4, seed=3, part="valid", devices=["titanx_1"],
+                       ckpt=read_checkpoint(path))
+    assert np.array_equal(again.shots_of(1), shots)
     acc = load_config(None, ["task=nb201-accuracy"])
     other = save_checkpoint(tmp_path / "acc.pt", model, config=acc, model_name=name, model_config=kw,
                             encoder_id="test-encoder", data_version={"benchmark": "synthetic"})

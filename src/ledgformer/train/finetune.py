@@ -217,15 +217,16 @@ class KShotTask(NamedTuple):
 
 def kshot_task(path: str | Path, shots: int, *, seed: int = 0, part: str = "test",
                devices: list[str] | None = None, data_root: str | None = None,
-               what: str = "K-shot") -> KShotTask:
+               what: str = "K-shot", ckpt: dict[str, Any] | None = None) -> KShotTask:
     """The K-shot task of a ``help-latency`` checkpoint: its model, and data holding ``shots`` samples
     of each ``part`` device (HELP's test or validation devices, or only ``devices``, HELP keys) drawn
     with ``seed`` from the device's sample pool, never from its evaluation set. ``what`` names the
-    caller in the error a checkpoint of another task gets. Sets torch's thread count to the config's
+    caller in the error a checkpoint of another task gets; ``ckpt``: ``path`` already read (callers
+    that check a recipe against it first need not read it twice). Sets torch's thread count to the config's
     ``train.threads``, as training does, so that adapting and scoring repeat bit for bit."""
     if part not in ("test", "valid"):
         raise LedgformerError(f"few-shot part must be 'test' or 'valid', got {part!r}")
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path) if ckpt is None else ckpt
     cfg = merge(DEFAULTS, ckpt["config"])
     if cfg["task"] != "help-latency":
         raise LedgformerError(f"checkpoint {path} is a {cfg['task']} model; {what} needs task help-latency")
@@ -258,11 +259,12 @@ def few_shot_metrics(path: str | Path, shots: list[int], *, seed: int = 0, data_
     """
     from ledgformer.train.metrics import device_key
 
-    ft = finetune_settings(read_checkpoint(path)["config"], **overrides)  # bad overrides fail first
+    ckpt = read_checkpoint(path)
+    ft = finetune_settings(ckpt["config"], **overrides)  # bad overrides fail first
     prefix = "" if part == "test" else "valid."
     out: dict[str, float] = {}
     for k in shots:
-        task = kshot_task(path, k, seed=seed, part=part, data_root=data_root)
+        task = kshot_task(path, k, seed=seed, part=part, data_root=data_root, ckpt=ckpt)
         data = task.data
         parts = dict(data.parts)
         scored = parts[part]
@@ -292,9 +294,10 @@ def finetune_checkpoint(path: str | Path, device: str, shots: int, *, seed: int 
     is the checkpoint config's ``finetune`` section, ``overrides`` (steps, lr...) replace its values."""
     if not device.startswith("help/"):
         raise LedgformerError(f"device '{device}': only HELP cards (help/<key>) have a K-shot protocol here")
-    ft = finetune_settings(read_checkpoint(path)["config"], **overrides)  # bad overrides fail first
-    ckpt, cfg, model, data = kshot_task(path, shots, seed=seed, devices=[device.split("/", 1)[1]],
-                                        data_root=data_root, what="finetune")
+    ckpt = read_checkpoint(path)
+    ft = finetune_settings(ckpt["config"], **overrides)  # bad overrides fail first
+    _, cfg, model, data = kshot_task(path, shots, seed=seed, devices=[device.split("/", 1)[1]],
+                                     data_root=data_root, what="finetune", ckpt=ckpt)
     cfg["finetune"] = ft
     trainer = Trainer(model, data, cfg["train"], seed=seed)
     before, _ = trainer.evaluate(("test",))
