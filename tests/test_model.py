@@ -411,3 +411,28 @@ def test_fused_dynamic_bias_equals_autograd_of_the_gather() -> None:
     assert torch.equal(fused, plain)
     assert torch.equal(table.grad, grads[0]) and torch.equal(score.grad, grads[1])
     assert not torch.equal(grads[0][:, 2:], torch.zeros(7, 2))  # the gate columns do get gradient
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+@pytest.mark.parametrize("bias_grad", [True, False])
+def test_written_out_attention_equals_torch_attention_bit_for_bit(dropout: float, bias_grad: bool) -> None:
+    """Values and the gradients of q, k, v (and the bias), padded keys included, the same dropout
+    for the same seed; with and without a gradient for the bias (torch picks another kernel)."""
+    import torch.nn.functional as F
+
+    from ledgformer.model.relation_gather import attention
+
+    pad = torch.zeros(3, 1, 1, 11)
+    pad[1, ..., 7:] = float("-inf")
+    grads, outs = [], []
+    for fn in (lambda q, k, v, b: F.scaled_dot_product_attention(q, k, v, attn_mask=b, dropout_p=dropout),
+               lambda q, k, v, b: attention(q, k, v, b, dropout)):
+        torch.manual_seed(0)
+        q, k, v = (torch.randn(3, 2, 11, 8, requires_grad=True) for _ in range(3))
+        bias = torch.randn(3, 2, 11, 11, requires_grad=bias_grad)
+        out = fn(q, k, v, bias + pad)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        outs.append(out)
+        grads.append([t.grad for t in (q, k, v, bias)])
+    assert torch.equal(outs[0], outs[1])
+    assert all(a is b or torch.equal(a, b) for a, b in zip(*grads, strict=True))

@@ -31,7 +31,6 @@ from dataclasses import asdict, fields
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ledgformer.errors import LedgformerError
@@ -49,7 +48,7 @@ from ledgformer.model.features import (
 )
 from ledgformer.model.ledgformer_config import LeDGFormerConfig
 from ledgformer.model.registry import PredictorModel, register_model
-from ledgformer.model.relation_gather import dynamic_bias, gather_relations, lookup
+from ledgformer.model.relation_gather import attention, dynamic_bias, gather_relations, lookup
 
 
 def op_totals_dim() -> int:
@@ -118,7 +117,7 @@ class Block(nn.Module):
         if key_pad is not None:
             mask = mask + key_pad
         p = self.p if self.training else 0.0
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        o = attention(q, k, v, mask, p)
         x = x + self.drop(self.proj(o.transpose(1, 2).reshape(b, s, d)))
         return x + self.drop(self.ffn(self.ln2(x)))
 

@@ -1,13 +1,15 @@
 """Gathers of the relation-bias table ``table[rel]``, fast on a CPU: the training path's
-backward, its fused dynamic bias, and the inference path's one-pass gather for every block.
-Same values as plain indexing (tested); kept apart from the model so ``ledgformer.py`` reads as
-the model alone."""
+backward, its fused dynamic bias, and the inference path's one-pass gather for every block; and
+the biased attention itself. Same values as plain indexing and as torch's fused attention
+(tested); kept apart from the model so ``ledgformer.py`` reads as the model alone."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 
 if TYPE_CHECKING:
     from ledgformer.model.ledgformer import RelationBias
@@ -93,4 +95,20 @@ def lookup(biases: list[RelationBias], rel: torch.Tensor, key_pad: torch.Tensor)
     return list(out.permute(1, 0, 2, 3).split([r.shape[1] for r in rows], dim=1))
 
 
-__all__ = ["dynamic_bias", "gather_relations", "lookup"]
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+              dropout_p: float = 0.0) -> torch.Tensor:
+    """``F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)``, bit for bit.
+
+    When the bias needs a gradient (training the relation bias), torch's CPU attention runs its
+    math path; that path is written out here as it computes it, without its guard for rows whose
+    keys are all masked (an ``isneginf``, ``all`` and ``where`` over every score; here every row
+    has a key, a graph has a node), which made a whole-network training step ~9 % slower.
+    Otherwise torch's fused kernel (other rounding) runs, as before."""
+    if not (bias.requires_grad and torch.is_grad_enabled()):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
+    scale = math.sqrt(1.0 / math.sqrt(q.shape[-1]))
+    weights = torch.softmax((q * scale) @ (k.transpose(-2, -1) * scale) + bias, -1)
+    return (F.dropout(weights, dropout_p) if dropout_p else weights) @ v
+
+
+__all__ = ["attention", "dynamic_bias", "gather_relations", "lookup"]
