@@ -386,3 +386,42 @@ def test_failed_torch_export_is_one_line_not_an_ir_dump(capfd: pytest.CaptureFix
         export_onnx(_FoldNet(), (1, 4, 2, 2))
     out = capfd.readouterr()
     assert "Torch IR graph" not in out.out + out.err
+
+
+def test_adapt_to_a_device_from_measured_networks(tmp_path: Path) -> None:
+    """K measured networks move the predictor's level to the device (held-out archs too); the scale
+    recipe keeps the ranking exactly; the adaptation is recorded and survives save/load."""
+    archs = nb201.all_arch_strings()[:24]
+    truth = 5.0 * np.array([1.0 + nb201.arch_str_to_ops(a).count("nor_conv_3x3") for a in archs])
+    p = latency_predictor()
+    p.metrics = {"test.mape": 1.0}
+    before = p.predict(archs[12:], "help/raspi4")
+    assert p.adapt(archs[:12], truth[:12], "help/raspi4", params="scale", keep=0, lr=0.05, steps=200) is p
+    after = p.predict(archs[12:], "help/raspi4")
+    mape = [float(np.mean(np.abs(x / truth[12:] - 1))) for x in (before, after)]
+    assert mape[1] < 0.5 * mape[0]
+    assert (np.argsort(before, kind="stable") == np.argsort(after, kind="stable")).all()  # monotone map
+    done = p.extra["adapted"]
+    assert (done["hardware"], done["n"], done["recipe"]["params"]) == ("help/raspi4", 12, "scale")
+    assert done["sample_mape_after"] < done["sample_mape_before"] and p.metrics == {}
+    back = Predictor.load(p.save(tmp_path / "adapted.pt"))
+    assert back.extra["adapted"]["n"] == 12
+    assert back.predict(archs[12:], "help/raspi4") == pytest.approx(after, rel=1e-5)
+    # the default recipe trains the weights (a few steps here)
+    q = latency_predictor().adapt(archs[:12], truth[:12], "help/raspi4", steps=5)
+    assert q.extra["adapted"]["recipe"]["params"] == "all"
+
+
+def test_adapt_errors(lat: Predictor) -> None:
+    archs = nb201.all_arch_strings()[:4]
+    with pytest.raises(LedgformerError, match="4 archs but latencies of shape"):
+        lat.adapt(archs, [1.0, 2.0], "help/raspi4")
+    with pytest.raises(LedgformerError, match="the one hardware card"):
+        lat.adapt(archs, [1.0] * 4, ["help/raspi4", "help/pixel3"])
+    with pytest.raises(LedgformerError, match=r"finetune\.stepz"):
+        lat.adapt(archs, [1.0] * 4, "help/raspi4", stepz=3)
+    with pytest.raises(LedgformerError, match="positive"):
+        lat.adapt(archs, [1.0, -1.0, 1.0, 1.0], "help/raspi4")
+    acc = Predictor.create("ledgformer", task="accuracy", encoder="onehot", **TINY)
+    with pytest.raises(LedgformerError, match="predicts accuracy"):
+        acc.adapt(archs, [1.0] * 4, "help/raspi4")

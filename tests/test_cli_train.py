@@ -98,3 +98,57 @@ def test_finetune_errors_are_one_line(help_checkpoint: Path, extra: list[str], m
     assert main(["finetune", str(help_checkpoint), *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def _measured_csv(tmp_path: Path, rows: list[str]) -> Path:
+    path = tmp_path / "board" / "measured.csv"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("\n".join(["model,latency_ms", *rows]) + "\n")
+    return path
+
+
+def test_finetune_measured_adapts_and_saves_a_predictor(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """--measured: the user's own (model, ms) rows, an ONNX file named relative to the CSV included;
+    the adapted model.pt is a predictor that `predict` reads and says what it was adapted to."""
+    from ledgformer.api import Predictor
+    from ledgformer.graph.torch_import import export_onnx
+    from ledgformer.spaces import nb201
+    from test_api import TINY, tiny_net
+
+    torch.manual_seed(0)
+    ckpt = Predictor.create("ledgformer", task="latency", encoder="onehot", **TINY).save(tmp_path / "p.pt")
+    archs = nb201.all_arch_strings()[:5]
+    csv_path = _measured_csv(tmp_path, [f"{a},{2.0 + i}" for i, a in enumerate(archs)] + ["tiny.onnx,0.5"])
+    (csv_path.parent / "tiny.onnx").write_bytes(export_onnx(tiny_net(), (1, 3, 16, 16)).SerializeToString())
+    out = tmp_path / "adapted"
+    assert main(["finetune", str(ckpt), "--device", "help/raspi4", "--measured", str(csv_path),
+                 "--steps", "3", "--out", str(out)]) == 0
+    out_text = capsys.readouterr().out
+    printed = json.JSONDecoder().raw_decode(out_text[out_text.index("{"):])[0]
+    assert printed["n"] == 6 and printed["hardware"] == "help/raspi4"
+    assert f"--predictor {out / 'model.pt'}" in out_text  # how to use it
+    assert json.loads((out / "adapted.json").read_text())["recipe"]["steps"] == 3
+    assert main(["predict", archs[0], "--hardware", "help/pixel3", "--predictor", str(out / "model.pt")]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "adapted to help/raspi4 from 6 measured networks" in said and "not this card" in said
+
+
+@pytest.mark.parametrize(("rows", "extra", "message"), [
+    (["x,1"], ["--shots", "3"], "with --measured, K is the CSV's rows"),
+    (["x,1"], ["--no-out"], "--measured needs --out"),
+    (None, [], "needs the columns model and latency_ms"),
+    (["a,1", "b,zero", ",2", "c,-1"], [], "line 3: model 'b', latency_ms 'zero'"),
+    (["only,1"], [], "needs at least 2 measured networks"),
+])
+def test_finetune_measured_errors_are_one_line(tmp_path: Path, rows: list[str] | None, extra: list[str],
+                                               message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _measured_csv(tmp_path, rows or [])
+    if rows is None:
+        path.write_text("net,ms\nx,1\n")
+    out = [] if "--no-out" in extra else ["--out", str(tmp_path / "o")]
+    argv = ["finetune", "latency-all", "--device", "help/raspi4", "--measured", str(path), *out,
+            *[e for e in extra if e != "--no-out"]]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

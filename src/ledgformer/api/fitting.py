@@ -1,7 +1,9 @@
-"""``Predictor.fit``: user (arch, target[, card]) examples -> a ``TaskData`` -> the shared Trainer.
+"""``Predictor.fit`` / ``adapt``: user (arch, target[, card]) examples -> a ``TaskData`` -> the
+shared Trainer, or the K-shot recipe of ``ledgformer.train.finetune``.
 
 The same training loop as ``ledgformer train`` (AdamW, warm-up + cosine, selection on a held-out
-part), so a model fitted from Python behaves like one trained from a config.
+part), so a model fitted from Python behaves like one trained from a config; and the same K-shot
+adaptation the benchmark suites score, so a device adapted from Python behaves like their numbers.
 """
 
 from __future__ import annotations
@@ -94,4 +96,34 @@ def fit_model(model: torch.nn.Module, feat: Featurizer, refs: Sequence[ModelRef]
     return tcfg, summary
 
 
-__all__ = ["MIN_VALID_GRAPHS", "build_data", "fit_model", "train_config"]
+def adapt_model(model: torch.nn.Module, feat: Featurizer, refs: Sequence[ModelRef], y: np.ndarray,
+                card: HardwareCard, config: Mapping[str, Any], *, seed: int,
+                recipe: Mapping[str, Any]) -> dict[str, Any]:
+    """Adapt ``model`` in place to ``card`` from its measured latencies ``y`` (ms) of ``refs`` with
+    the K-shot recipe: ``config``'s ``finetune`` section, ``recipe`` overriding its keys. Returns
+    what was done: K, the recipe, the ``keep`` the samples chose, the MAPE on the samples before
+    and after (in-sample: it shows the fit, not the error on other networks)."""
+    from ledgformer.train.config import DEFAULTS, finetune_settings, merge
+    from ledgformer.train.finetune import adapt
+    from ledgformer.train.trainer import Trainer, set_seed
+
+    ft = finetune_settings(config, **recipe)  # a bad key or value: a ConfigError naming it
+    if len(refs) < 2:
+        raise LedgformerError("adapt: need at least 2 measured networks")
+    data = build_data(feat, refs, y, [card] * len(refs), "latency", 0.0, seed)
+    tcfg = merge(DEFAULTS["train"], config.get("train") or {})
+    tcfg["progress"] = False
+    set_seed(seed)
+    trainer = Trainer(model, data, tcfg, seed=seed)
+    idx = data.parts["train"]
+
+    def mape() -> float:
+        return float(np.mean(np.abs(trainer.predict(idx) / y[idx] - 1)) * 100)
+
+    before = mape()
+    chosen = adapt(trainer, model, idx, ft)
+    return {"hardware": card.name, "n": len(refs), "recipe": ft, "keep": chosen,
+            "sample_mape_before": before, "sample_mape_after": mape()}
+
+
+__all__ = ["MIN_VALID_GRAPHS", "adapt_model", "build_data", "fit_model", "train_config"]

@@ -249,6 +249,36 @@ class Predictor:
         self.extra["fitted"] = {"n": len(archs), **{k: summary[k] for k in ("best_epoch", "epochs_run")}}
         return self
 
+    def adapt(self, archs: Sequence[Any], latencies: Sequence[float], hardware: Any, *, seed: int = 0,
+              input_shape: Sequence[int] | None = None, **recipe: Any) -> Predictor:
+        """Adapt a latency predictor to one device from a few networks measured on it (K-shot).
+
+        Runs the K-shot recipe of the predictor's config (``finetune``: steps, lr, params, keep ...,
+        chosen on HELP's validation devices; ``recipe`` overrides its keys), the adaptation the
+        benchmark suites' K = 10 / 20 numbers measure. ``latencies`` in ms, one per arch, all
+        measured on ``hardware``. The adapted weights serve that device; keep the original
+        predictor for others. ``self.extra["adapted"]`` records K, the recipe and the fit.
+        """
+        from ledgformer.api.fitting import adapt_model
+
+        if self.task != "latency":
+            raise LedgformerError(f"adapt: {self.name} predicts accuracy; adapt fits a latency predictor "
+                                  "to a device (train accuracy predictors with fit)")
+        archs = list(archs)
+        y = np.asarray(latencies, np.float64)
+        if y.shape != (len(archs),):
+            raise LedgformerError(f"adapt: {len(archs)} archs but latencies of shape {y.shape}")
+        cards, one = self._hardware(hardware)
+        if not one:
+            raise LedgformerError("adapt: give the one hardware card the latencies were measured on")
+        refs, _ = self._refs(archs, input_shape, None)
+        done = adapt_model(self.model, self._feat, refs, y, cards[0], self.config, seed=seed, recipe=recipe)
+        self.model.cpu().eval()
+        self._store.clear()
+        self.metrics = {}  # the old test metrics no longer describe these weights
+        self.extra["adapted"] = done
+        return self
+
 
 def _run_metrics(path: Path) -> dict[str, Any]:
     """``metrics.json`` of the run folder that holds ``path`` ({} if there is none)."""

@@ -72,6 +72,8 @@ def answer(args: argparse.Namespace) -> dict[str, Any]:
         out["hardware"] = {"name": card.name, "text": card.to_text()}
         out["nearest_platforms"] = pred.nearest_platforms(card)
     out["test_error"] = pred.measured_error(args.hardware)
+    if "adapted" in pred.extra:  # ledgformer finetune --measured / Predictor.adapt
+        out["adapted"] = {k: pred.extra["adapted"][k] for k in ("hardware", "n")}
     if args.breakdown:
         rows = pred.breakdown(args.model, args.hardware, input_shape=shape, batch_size=args.batch)
         out["breakdown"] = rows[:args.top]
@@ -99,6 +101,11 @@ def _print(out: dict[str, Any]) -> None:
         near = out.get("nearest_platforms") or []
         listed = ", ".join(f"{p['card']} ({p['similarity']:.2f})" for p in near) or "unknown"
         console.print(f"nearest training platforms (cosine similarity): {listed}")
+    if "adapted" in out:
+        ad = out["adapted"]
+        note = f" [yellow](not this card: the adapted weights serve {ad['hardware']})[/]" \
+            if out["hardware"] and out["hardware"]["name"] != ad["hardware"] else ""
+        console.print(f"adapted to {ad['hardware']} from {ad['n']} measured networks{note}")
     err = out.get("test_error")
     if err:
         console.print(f"measured test error ({err['scope']}): {_metrics_text(err) or 'n/a'}")

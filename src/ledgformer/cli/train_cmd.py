@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import math
+from pathlib import Path
 
 from ledgformer.errors import LedgformerError
 
@@ -13,8 +16,15 @@ TRAIN_EPILOG = """examples:
   torchrun --nproc-per-node 2 -m ledgformer.cli.main train --config configs/nb201-acc-781.yaml"""
 EVAL_EPILOG = """example:
   ledgformer evaluate runs/nb201-s0/model.pt --out runs/nb201-s0/re-eval"""
-FT_EPILOG = """example:
-  ledgformer finetune runs/help-s0/model.pt --device help/eyeriss --shots 10"""
+FT_EPILOG = """examples:
+  ledgformer finetune runs/help-s0/model.pt --device help/eyeriss --shots 10
+  ledgformer finetune latency-all --device my-board.yaml --measured my-board.csv --out runs/my-board
+
+With --measured, the networks you measured on your device: a CSV with the columns model (an ONNX
+file, relative to the CSV's folder or absolute, a zoo name such as pytorchcv:resnet18, or an
+NB201 arch string) and latency_ms. The checkpoint (or shipped predictor) is adapted to the card
+with its config's K-shot recipe and written to OUT/model.pt; then
+  ledgformer predict net.onnx --hardware my-board.yaml --predictor runs/my-board/model.pt"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,10 +47,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     f = sub.add_parser("finetune", help="adapt a latency checkpoint to a device from K measured samples",
                        description="Few-shot: draw K archs of the device from HELP's sample pool, fine-tune "
                        "on them, and report Spearman/MAPE on the device's 800-arch evaluation set "
-                       "(K=0: zero-shot).", epilog=FT_EPILOG, formatter_class=fmt)
-    f.add_argument("checkpoint")
-    f.add_argument("--device", required=True, help="hardware card name, e.g. help/eyeriss")
-    f.add_argument("--shots", type=int, default=10, help="measured samples K (default 10)")
+                       "(K=0: zero-shot); or, with --measured, adapt to your own device from the "
+                       "networks you measured on it.", epilog=FT_EPILOG, formatter_class=fmt)
+    f.add_argument("checkpoint", help="model.pt, or with --measured also a shipped predictor name")
+    f.add_argument("--device", required=True,
+                   help="hardware card: name (e.g. help/eyeriss) or, with --measured, also a card YAML file")
+    f.add_argument("--measured", default=None, metavar="CSV",
+                   help="your measurements (columns model, latency_ms) instead of HELP's sample pool")
+    f.add_argument("--shots", type=int, default=None, help="HELP samples K (default 10; not with --measured)")
     f.add_argument("--steps", type=int, default=None,
                    help="fine-tuning steps (default: the checkpoint config's finetune.steps)")
     f.add_argument("--lr", type=float, default=None, help="(default: the checkpoint config's finetune.lr)")
@@ -69,8 +83,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ledgformer.train.finetune import evaluate_checkpoint
     from ledgformer.train.report import write_metrics_json
 
@@ -84,9 +96,66 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_finetune(args: argparse.Namespace) -> int:
     from ledgformer.train.finetune import finetune_checkpoint
 
-    if args.shots < 0:
-        raise LedgformerError(f"--shots must be >= 0, got {args.shots}")
-    metrics = finetune_checkpoint(args.checkpoint, args.device, args.shots, steps=args.steps, lr=args.lr,
+    if args.measured:
+        return _adapt_measured(args)
+    shots = 10 if args.shots is None else args.shots
+    if shots < 0:
+        raise LedgformerError(f"--shots must be >= 0, got {shots}")
+    metrics = finetune_checkpoint(args.checkpoint, args.device, shots, steps=args.steps, lr=args.lr,
                                   keep=args.keep, seed=args.seed, out=args.out, data_root=args.data_root)
     print(json.dumps({k: round(float(v), 4) for k, v in metrics.items() if v is not None}, indent=1))
+    return 0
+
+
+def read_measurements(path: Path) -> tuple[list[str], list[float]]:
+    """(models, latencies in ms) of a ``model,latency_ms`` CSV; a model file named relative to the
+    CSV's folder is resolved there. Every bad row is reported by its line number."""
+    if not path.is_file():
+        raise LedgformerError(f"--measured {path}: no such file")
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"model", "latency_ms"} - set(reader.fieldnames or [])
+        if missing:
+            raise LedgformerError(f"--measured {path}: needs the columns model and latency_ms (missing "
+                                  f"{', '.join(sorted(missing))}; header: {reader.fieldnames})")
+        models, latencies, bad = [], [], []
+        for row in reader:
+            model, raw = (row.get("model") or "").strip(), (row.get("latency_ms") or "").strip()
+            try:
+                ms = float(raw)
+            except ValueError:
+                ms = float("nan")
+            if not model or not math.isfinite(ms) or ms <= 0:
+                bad.append(f"line {reader.line_num}: model {model!r}, latency_ms {raw!r}")
+                continue
+            local = path.parent / model
+            models.append(str(local) if not Path(model).is_absolute() and local.is_file() else model)
+            latencies.append(ms)
+    if bad:
+        raise LedgformerError(f"--measured {path}: every row needs a model and a positive latency_ms:\n  "
+                              + "\n  ".join(bad))
+    if len(models) < 2:
+        raise LedgformerError(f"--measured {path}: needs at least 2 measured networks, has {len(models)}")
+    return models, latencies
+
+
+def _adapt_measured(args: argparse.Namespace) -> int:
+    """``finetune --measured``: adapt a predictor to the user's device, save it, say how to use it."""
+    from ledgformer.api import Predictor
+
+    if args.shots is not None:
+        raise LedgformerError("--shots draws from HELP's sample pool; with --measured, K is the CSV's rows")
+    if not args.out:
+        raise LedgformerError("--measured needs --out: the folder for the adapted model.pt")
+    models, latencies = read_measurements(Path(args.measured))
+    recipe = {k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("keep", args.keep)) if v is not None}
+    pred = Predictor.load(args.checkpoint).adapt(models, latencies, args.device, seed=args.seed, **recipe)
+    out = Path(args.out)
+    pred.save(out / "model.pt")
+    done = {k: v for k, v in pred.extra["adapted"].items() if k != "recipe"}
+    (out / "adapted.json").write_text(json.dumps(pred.extra["adapted"], indent=1) + "\n")
+    print(json.dumps(done, indent=1))
+    print(f"adapted predictor: {out / 'model.pt'} (in-sample MAPE: the fit to your {done['n']} networks, "
+          f"not the error on others)\n  ledgformer predict MODEL --hardware {args.device} "
+          f"--predictor {out / 'model.pt'}")
     return 0
