@@ -253,9 +253,10 @@ class Predictor:
               input_shape: Sequence[int] | None = None, **recipe: Any) -> Predictor:
         """Adapt a latency predictor to one device from a few networks measured on it (K-shot).
 
-        Runs the K-shot recipe of the predictor's config (``finetune``: steps, lr, params, keep ...,
-        chosen on HELP's validation devices; ``recipe`` overrides its keys), the adaptation the
-        benchmark suites' K = 10 / 20 numbers measure. ``latencies`` in ms, one per arch, all
+        Runs the K-shot recipe of the predictor's config (``finetune``: steps, lr, params, keep ...;
+        the HELP configs' were chosen on HELP's validation devices, a config without the section
+        gets the defaults; ``recipe`` overrides its keys), the adaptation the benchmark suites'
+        K = 10 / 20 numbers measure. ``latencies`` in ms, one per arch, all
         measured on ``hardware``. The adapted weights serve that device; keep the original
         predictor for others. ``self.extra["adapted"]`` records K, the recipe and the fit.
         """
