@@ -1,0 +1,78 @@
+"""Study: what K measured networks buy on a phone the model never saw (mobile ML benchmark).
+
+Why: zero-shot, the mobile-cnn suite misses a held-out phone's latency by ~30 % MAPE (the issue's
+aim is 20 % from the card alone); a user who can run a few networks on the phone has more. For a
+checkpoint trained with one phone held out (``configs/mobile-cnn-zeroshot.yaml``), each setting of
+that phone gets K of its networks as "measured" samples (drawn with a shot seed), the model is
+adapted on them with each recipe (``Predictor.adapt`` / ``ledgformer finetune --measured`` run the
+same ``adapt``), and MAPE / Spearman are scored on the setting's other networks, beside the
+zero-shot model on the same networks. No recipe is chosen here: the numbers describe both.
+
+Run: python scripts/mobile_kshot.py RUN/model.pt [--shots 10] [--shot-seeds 0 1]
+       [--recipe config=] [--recipe scale=params:scale,lr:0.05,keep:0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+
+import numpy as np
+import torch
+from finetune_recipes import parse_recipe
+from scipy.stats import spearmanr
+
+from ledgformer.train.checkpoint import read_checkpoint
+from ledgformer.train.config import DEFAULTS, finetune_settings, merge
+from ledgformer.train.finetune import adapt, restore
+from ledgformer.train.trainer import Trainer
+
+
+def _scores(pred: np.ndarray, true: np.ndarray) -> tuple[float, float]:
+    return float(np.mean(np.abs(pred / true - 1)) * 100), float(spearmanr(pred, true).statistic)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("--shots", type=int, default=10)
+    ap.add_argument("--shot-seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--recipe", action="append", default=None, help="NAME=key:value,... (repeatable)")
+    args = ap.parse_args()
+    recipes = dict(parse_recipe(r) for r in (args.recipe or ["config=", "scale=params:scale,lr:0.05,keep:0"]))
+    ckpt = read_checkpoint(args.checkpoint)
+    cfg = merge(DEFAULTS, ckpt["config"])
+    cfg["train"]["progress"] = False
+    model, data = restore(ckpt, cfg, args.checkpoint)
+    torch.set_num_threads(int(cfg["train"]["threads"]))
+    settings = {name: finetune_settings(cfg, **over) for name, over in recipes.items()}
+    test = data.parts["test"]
+    zero = Trainer(model, data, cfg["train"], seed=0)
+    rows: dict[str, list[tuple[float, float]]] = {"zero-shot": [], **{n: [] for n in settings}}
+    for d in sorted(set(data.device_row[test].tolist())):
+        ex = test[data.device_row[test] == d]
+        if len(ex) <= args.shots + 2:
+            continue
+        for seed in args.shot_seeds:
+            shots = np.sort(np.random.default_rng(seed).choice(ex, args.shots, replace=False))
+            rest = np.setdiff1d(ex, shots)
+            true = data.target[rest]
+            rows["zero-shot"].append(_scores(zero.predict(rest), true))
+            for name, ft in settings.items():
+                m = copy.deepcopy(model)
+                trainer = Trainer(m, data, cfg["train"], seed=seed)
+                adapt(trainer, m, shots, ft)
+                rows[name].append(_scores(trainer.predict(rest), true))
+        last = {n: round(v[-1][0], 1) for n, v in rows.items()}
+        print(f"{data.devices[d]}: {len(ex)} networks, MAPE % of the last shot seed {last}", flush=True)
+    n_settings = len(rows["zero-shot"]) // len(args.shot_seeds)
+    print(f"\n{args.checkpoint}: {n_settings} settings of the held-out phone, K = {args.shots}, "
+          f"shot seeds {args.shot_seeds}; scored on each setting's other networks\n")
+    print("| | MAPE % (mean) | MAPE % (median) | Spearman (mean) |\n|---|---:|---:|---:|")
+    for name, vals in rows.items():
+        mape, rho = np.array(vals).T
+        print(f"| {name} | {mape.mean():.1f} | {np.median(mape):.1f} | {rho.mean():.3f} |")
+
+
+if __name__ == "__main__":
+    main()
