@@ -114,6 +114,23 @@ def unit(job: tuple[str, int, list[str], tuple[str, ...], str]) -> tuple[str, in
     return name, seed, {part: score(ckpt, part, seed) for part in parts}
 
 
+def rule(per_seed: dict[int, np.ndarray]) -> tuple[int, dict[int, float], bool]:
+    """The rule fixed before the runs, on mean rho per grid value (index 0: the model as trained)
+    and validation seed: (best index by the mean over seeds, its gain over index 0 per seed,
+    adopted: gains >= .01 on every seed)."""
+    best = int(np.argmax(np.mean(list(per_seed.values()), axis=0)))
+    gain = {s: float(r[best] - r[0]) for s, r in per_seed.items()}
+    return best, gain, bool(best != 0 and all(g >= 0.01 for g in gain.values()))
+
+
+def write_report(out: Path, rep: dict, md: str) -> None:
+    """``out``.json (every number) and ``out``.md, and print the Markdown."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(rep, indent=2) + "\n")
+    out.with_suffix(".md").write_text(md)
+    print(md)
+
+
 def _mean_over(per_device: dict[str, dict[str, list[float]]], metric: str) -> np.ndarray:
     return np.mean([v[metric] for v in per_device.values()], axis=0)
 
@@ -142,10 +159,7 @@ def main() -> int:
             val.setdefault(seed, {}).update(got["test"])
             print(f"{name} seed {seed}: done ({(time.time() - t0) / 60:.1f} min)", flush=True)
         per_seed = {s: _mean_over(v, "rho") for s, v in val.items()}
-        mean_val = np.mean(list(per_seed.values()), axis=0)
-        best = int(np.argmax(mean_val))
-        gain = {s: float(r[best] - r[0]) for s, r in per_seed.items()}
-        adopted = bool(best != 0 and all(g >= 0.01 for g in gain.values()))
+        best, gain, adopted = rule(per_seed)
         test = {}
         if adopted:
             runs = [("all", s, [], ("valid", "test"), str(args.runs_dir)) for s in args.test_seeds]
@@ -158,10 +172,7 @@ def main() -> int:
            "families": FAMILIES, "weights": WEIGHTS, "family_out": val,
            "family_out_mean_rho": {str(s): r.tolist() for s, r in per_seed.items()},
            "chosen_w": WEIGHTS[best], "gain_per_seed": gain, "adopted": adopted, "help": test}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(rep, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(rep))
-    print(args.out.with_suffix(".md").read_text())
+    write_report(args.out, rep, markdown(rep))
     return 0
 
 

@@ -20,13 +20,12 @@ Run: python scripts/help_macs_prior.py [--fold-runs runs/studies/help-nb201-fami
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from help_consensus import train
+from help_consensus import rule, train, write_report
 from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,9 +104,7 @@ def main() -> int:
                 return 1
             val.setdefault(s, {}).update(score(ckpt))
     per_seed = {s: _mean(v, "rho") for s, v in val.items()}
-    best = int(np.argmax(np.mean(list(per_seed.values()), axis=0)))
-    gain = {s: float(r[best] - r[0]) for s, r in per_seed.items()}
-    adopted = bool(best != 0 and all(g >= 0.01 for g in gain.values()))
+    best, gain, adopted = rule(per_seed)
     test = {}
     if adopted:
         for s in args.test_seeds:
@@ -115,10 +112,7 @@ def main() -> int:
     rep = {"command": " ".join(["python", *sys.argv]), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
            "wall_minutes": (time.time() - t0) / 60, "betas": BETAS, "family_out": val,
            "chosen_beta": BETAS[best], "gain_per_seed": gain, "adopted": adopted, "help": test}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(rep, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(rep))
-    print(args.out.with_suffix(".md").read_text())
+    write_report(args.out, rep, markdown(rep))
     return 0
 
 
