@@ -134,6 +134,28 @@ def test_finetune_measured_adapts_and_saves_a_predictor(tmp_path: Path,
     assert "adapted to help/raspi4 from 6 measured networks" in said and "not this card" in said
 
 
+def test_finetune_measured_uses_the_training_thread_count(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """--measured adapts with the predictor config's train.threads (as the suites' K-shot runs do),
+    so that the adapted weights repeat bit for bit."""
+    from ledgformer.api import Predictor
+    from ledgformer.spaces import nb201
+    from test_api import TINY
+
+    pred = Predictor.create("ledgformer", task="latency", encoder="onehot", **TINY)
+    pred.config["train"] = {"threads": 1}
+    ckpt = pred.save(tmp_path / "p.pt")
+    csv_path = _measured_csv(tmp_path, [f"{a},{2.0 + i}" for i, a in enumerate(nb201.all_arch_strings()[:3])])
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(["finetune", str(ckpt), "--device", "help/raspi4", "--measured", str(csv_path),
+                     "--steps", "1", "--out", str(tmp_path / "a")]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize(("rows", "extra", "message"), [
     (["x,1"], ["--shots", "3"], "with --measured, K is the CSV's rows"),
     (["x,1"], ["--no-out"], "--measured needs --out"),

@@ -141,7 +141,10 @@ def read_measurements(path: Path) -> tuple[list[str], list[float]]:
 
 def _adapt_measured(args: argparse.Namespace) -> int:
     """``finetune --measured``: adapt a predictor to the user's device, save it, say how to use it."""
+    import torch
+
     from ledgformer.api import Predictor
+    from ledgformer.train.config import DEFAULTS, merge
 
     if args.shots is not None:
         raise LedgformerError("--shots draws from HELP's sample pool; with --measured, K is the CSV's rows")
@@ -149,7 +152,11 @@ def _adapt_measured(args: argparse.Namespace) -> int:
         raise LedgformerError("--measured needs --out: the folder for the adapted model.pt")
     models, latencies = read_measurements(Path(args.measured))
     recipe = {k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("keep", args.keep)) if v is not None}
-    pred = Predictor.load(args.checkpoint).adapt(models, latencies, args.device, seed=args.seed, **recipe)
+    pred = Predictor.load(args.checkpoint)
+    # the training's thread count, as the suites' K-shot runs use: with another count CPU reductions
+    # split differently and the adapted weights differ from run to run in the 6th digit
+    torch.set_num_threads(int(merge(DEFAULTS["train"], pred.config.get("train") or {})["threads"]))
+    pred.adapt(models, latencies, args.device, seed=args.seed, **recipe)
     out = Path(args.out)
     pred.save(out / "model.pt")
     done = {k: v for k, v in pred.extra["adapted"].items() if k != "recipe"}
