@@ -10,14 +10,13 @@ Run: python scripts/adapt_example.py [--device gold_6226] [--shots 10] [--archs 
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
 
 from ledgformer.api import Predictor
-from ledgformer.data.help import _archs, load_help
+from ledgformer.data.help import help_archs, load_help
+from ledgformer.data.root import resolve_data_root
 
 
 def main() -> None:
@@ -26,10 +25,10 @@ def main() -> None:
     ap.add_argument("--device", default="gold_6226")
     ap.add_argument("--shots", type=int, default=10)
     ap.add_argument("--archs", type=int, default=400)
-    ap.add_argument("--data-root", default=os.environ.get("LEDGFORMER_DATA", "data"))
+    ap.add_argument("--data-root", default=None, help="(default: $LEDGFORMER_DATA, else the user cache)")
     args = ap.parse_args()
-    root = Path(args.data_root)
-    _, arch_of = _archs("nasbench201", root / "help" / "nasbench201")
+    root = resolve_data_root(args.data_root)
+    _, arch_of = help_archs("nasbench201", root / "help" / "nasbench201")
     data = load_help(root, "nasbench201", with_graphs=False, limit=args.archs, show_progress=False)
     rec = [r for r in data.records if r.device == f"help/{args.device}"]
     archs, ms = [arch_of[r.graph_id] for r in rec], np.array([r.target for r in rec])

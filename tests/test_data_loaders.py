@@ -12,7 +12,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from ledgformer.data.graph_cache import build_graphs, cached_graphs
-from ledgformer.data.help import torch_load
+from ledgformer.data.help import help_archs, torch_load
 from ledgformer.data.records import BenchmarkData
 from ledgformer.data.registry import HELP_DEVICES, load_benchmark
 from ledgformer.graph.ir import ArchGraph
@@ -85,6 +85,7 @@ def test_ids_consistent_between_naslib_help_and_mini(nb201_acc: dict[str, Benchm
     str2idx = torch_load(data_root / "help/nasbench201/str_arch2idx.pt")
     assert nb201.all_arch_strings() == sorted(str2idx, key=str2idx.get)
     arch_of = {f"nb201/{i}": s for s, i in str2idx.items()}
+    assert help_archs("nasbench201", data_root / "help/nasbench201") == (list(arch_of), arch_of)
     for gid, g in help_nb201.graphs.items():  # HELP's networks: id = official index of the arch
         assert g.meta["graph_id"] == gid and g.meta["name"] == arch_of[gid] and g.meta["kind"] == "network"
     naslib_archs = json.loads((data_root / "naslib/archs_nasbench201.json").read_text())

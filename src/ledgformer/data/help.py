@@ -65,8 +65,9 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _archs(space: str, folder: Path) -> tuple[list[str], dict[str, Any]]:
-    """Ids in HELP's arch order and the builder input of each id."""
+def help_archs(space: str, folder: Path) -> tuple[list[str], dict[str, Any]]:
+    """Ids in HELP's arch order and the builder input of each id (an NB201 arch string, FBNet op
+    list or OFA config): what a record's ``graph_id`` stands for, e.g. to hand archs to a Predictor."""
     if space == "nasbench201":
         str2idx: dict[str, int] = torch_load(folder / "str_arch2idx.pt")
         by_index = sorted((i, s) for s, i in str2idx.items())
@@ -113,7 +114,7 @@ def load_help(root: Path, space: str, with_graphs: bool = True, limit: int | Non
     from ledgformer.hardware import card_name
 
     folder = root / "help" / space
-    ids, inputs = _archs(space, folder)
+    ids, inputs = help_archs(space, folder)
     n_all = len(ids)
     if limit is not None:
         ids = ids[:limit]
@@ -157,4 +158,4 @@ def load_help(root: Path, space: str, with_graphs: bool = True, limit: int | Non
     return BenchmarkData(f"help-{space}", graphs, records, meta=meta, failures=failures)
 
 
-__all__ = ["batch_size", "load_help", "torch_load"]
+__all__ = ["batch_size", "help_archs", "load_help", "torch_load"]
