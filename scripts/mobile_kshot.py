@@ -13,23 +13,32 @@ phones. Rule fixed before those runs: configs/mobile-cnn-zeroshot.yaml gets the 
 ``valid_device`` s10 and iphone7 / a03s, seed 0, shot seed 0), its mean MAPE beats the default
 recipe's by >= 2 points and its mean Spearman is not lower by more than .005.
 
+Writes results/studies/mobile-kshot-PART-PHONE.{json,md,png} (``--out`` to change): every
+setting's scores per recipe and shot seed, the checkpoint's split, the command, machine and time.
+
 Run: python scripts/mobile_kshot.py RUN/model.pt [--part test|valid] [--shots 10] [--shot-seeds 0 1]
-       [--recipe config=] [--recipe scale=params:scale,lr:0.05,keep:0]
+       [--recipe config=] [--recipe scale=params:scale,lr:0.05,keep:0] [--settings N] [--out PREFIX]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from finetune_recipes import parse_recipe
+from help_consensus import write_report
 from scipy.stats import spearmanr
 
+from ledgformer.train.bench import machine_info
 from ledgformer.train.checkpoint import read_checkpoint
 from ledgformer.train.config import DEFAULTS, finetune_settings, merge
 from ledgformer.train.finetune import adapt, restore
+from ledgformer.train.report import error_bar_plot
 from ledgformer.train.trainer import Trainer
 
 
@@ -44,7 +53,11 @@ def main() -> None:
     ap.add_argument("--shots", type=int, default=10)
     ap.add_argument("--shot-seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--recipe", action="append", default=None, help="NAME=key:value,... (repeatable)")
+    ap.add_argument("--settings", type=int, default=None, help="only the first N settings (a quick look)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="report prefix (default results/studies/mobile-kshot-PART-PHONE)")
     args = ap.parse_args()
+    t0 = time.time()
     recipes = dict(parse_recipe(r) for r in (args.recipe or ["config=", "scale=params:scale,lr:0.05,keep:0"]))
     ckpt = read_checkpoint(args.checkpoint)
     cfg = merge(DEFAULTS, ckpt["config"])
@@ -55,7 +68,8 @@ def main() -> None:
     test = data.parts[args.part]
     zero = Trainer(model, data, cfg["train"], seed=0)
     rows: dict[str, list[tuple[float, float]]] = {"zero-shot": [], **{n: [] for n in settings}}
-    for d in sorted(set(data.device_row[test].tolist())):
+    per_setting: list[dict] = []
+    for d in sorted(set(data.device_row[test].tolist()))[:args.settings]:
         ex = test[data.device_row[test] == d]
         if len(ex) <= args.shots + 2:
             continue
@@ -69,15 +83,38 @@ def main() -> None:
                 trainer = Trainer(m, data, cfg["train"], seed=seed)
                 adapt(trainer, m, shots, ft)
                 rows[name].append(_scores(trainer.predict(rest), true))
+        k = len(args.shot_seeds)
+        per_setting.append({"setting": data.devices[d], "networks": len(ex),
+                            **{n: {"mape": [m for m, _ in v[-k:]], "spearman": [r for _, r in v[-k:]]}
+                               for n, v in rows.items()}})
         last = {n: round(v[-1][0], 1) for n, v in rows.items()}
         print(f"{data.devices[d]}: {len(ex)} networks, MAPE % of the last shot seed {last}", flush=True)
-    n_settings = len(rows["zero-shot"]) // len(args.shot_seeds)
-    print(f"\n{args.checkpoint}: {n_settings} settings of the held-out {args.part} phone, K = {args.shots}, "
-          f"shot seeds {args.shot_seeds}; scored on each setting's other networks\n")
-    print("| | MAPE % (mean) | MAPE % (median) | Spearman (mean) |\n|---|---:|---:|---:|")
+    phone = data.devices[data.device_row[test[0]]].split("/")[2].split("|")[0]
+    summary = {}
     for name, vals in rows.items():
         mape, rho = np.array(vals).T
-        print(f"| {name} | {mape.mean():.1f} | {np.median(mape):.1f} | {rho.mean():.3f} |")
+        summary[name] = {"mape_mean": float(mape.mean()), "mape_median": float(np.median(mape)),
+                         "spearman_mean": float(rho.mean())}
+    split = {k: ckpt["config"]["data"].get(k) for k in ("test_device", "valid_device", "valid_fraction")}
+    head = (f"{args.checkpoint} (seed {ckpt['config'].get('seed')}, data {split}): {len(per_setting)} "
+            f"settings of the held-out {args.part} phone {phone}, K = {args.shots}, shot seeds "
+            f"{args.shot_seeds}; scored on each setting's other networks")
+    md = [f"# K-shot on an unseen phone: {args.part} phone {phone}\n", head + "\n",
+          f"Command: `python {' '.join(sys.argv)}`\n",
+          "| | MAPE % (mean) | MAPE % (median) | Spearman (mean) |", "|---|---:|---:|---:|"]
+    md += [f"| {n} | {v['mape_mean']:.1f} | {v['mape_median']:.1f} | {v['spearman_mean']:.3f} |"
+           for n, v in summary.items()]
+    results = Path(__file__).resolve().parents[1] / "results" / "studies"
+    out = args.out or results / f"mobile-kshot-{args.part}-{phone}"
+    rep = {"command": " ".join(["python", *sys.argv]), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+           "wall_time_s": round(time.time() - t0, 1), "machine": machine_info(),
+           "checkpoint": {"path": str(args.checkpoint), "seed": ckpt["config"].get("seed"), "data": split},
+           "part": args.part, "phone": phone, "shots": args.shots, "shot_seeds": args.shot_seeds,
+           "recipes": settings, "summary": summary, "settings": per_setting}
+    write_report(out, rep, "\n".join(md) + "\n")
+    error_bar_plot({n: v["mape_mean"] for n, v in summary.items()}, out.with_suffix(".png"),
+                   f"{phone} ({args.part}), K = {args.shots}: mean MAPE over {len(per_setting)} settings",
+                   "MAPE %")
 
 
 if __name__ == "__main__":
