@@ -259,6 +259,8 @@ class Predictor:
         K = 10 / 20 numbers measure. ``latencies`` in ms, one per arch, all
         measured on ``hardware``. The adapted weights serve that device; keep the original
         predictor for others. ``self.extra["adapted"]`` records K, the recipe and the fit.
+        The weights repeat bit for bit at a fixed torch thread count (``finetune --measured`` sets
+        the config's ``train.threads``; a library call leaves the process's setting alone).
         """
         from ledgformer.api.fitting import adapt_model
 
