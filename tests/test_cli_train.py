@@ -88,6 +88,22 @@ def test_finetune_keep_list_reports_the_choice(help_checkpoint: Path,
     assert _printed(capsys)["keep"] in (0.0, 0.5)
 
 
+def test_finetune_params_scale_keeps_the_ranking(help_checkpoint: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """--params scale fits only the log-latency scale and shift: Spearman stays the zero-shot one;
+    the saved checkpoint records the recipe it was adapted with."""
+    from ledgformer.train.checkpoint import read_checkpoint
+
+    out = tmp_path / "ft"
+    argv = ["finetune", str(help_checkpoint), "--device", "help/eyeriss", "--shots", "4", "--steps", "20",
+            "--params", "scale", "--lr", "0.05", "--keep", "0", "--out", str(out)]
+    assert main(argv) == 0
+    printed = _printed(capsys)
+    assert printed["spearman"] == pytest.approx(printed["zero_shot_spearman"], abs=1e-4)
+    assert printed["mape"] != pytest.approx(printed["zero_shot_mape"], abs=1e-3)
+    assert read_checkpoint(out / "model.pt")["config"]["finetune"]["params"] == "scale"
+
+
 @pytest.mark.parametrize(("extra", "message"), [
     (["--device", "help/eyeriss", "--shots", "-1"], "--shots must be >= 0"),
     (["--device", "mmb/tflite/pixel4|1large|float"], "only HELP cards"),
@@ -123,12 +139,13 @@ def test_finetune_measured_adapts_and_saves_a_predictor(tmp_path: Path,
     (csv_path.parent / "tiny.onnx").write_bytes(export_onnx(tiny_net(), (1, 3, 16, 16)).SerializeToString())
     out = tmp_path / "adapted"
     assert main(["finetune", str(ckpt), "--device", "help/raspi4", "--measured", str(csv_path),
-                 "--steps", "3", "--out", str(out)]) == 0
+                 "--steps", "3", "--params", "scale", "--lr", "0.05", "--out", str(out)]) == 0
     out_text = capsys.readouterr().out
     printed = json.JSONDecoder().raw_decode(out_text[out_text.index("{"):])[0]
     assert printed["n"] == 6 and printed["hardware"] == "help/raspi4"
     assert f"--predictor {out / 'model.pt'}" in out_text  # how to use it
-    assert json.loads((out / "adapted.json").read_text())["recipe"]["steps"] == 3
+    recipe = json.loads((out / "adapted.json").read_text())["recipe"]
+    assert (recipe["steps"], recipe["params"], recipe["lr"]) == (3, "scale", 0.05)
     assert main(["predict", archs[0], "--hardware", "help/pixel3", "--predictor", str(out / "model.pt")]) == 0
     said = " ".join(capsys.readouterr().out.split())
     assert "adapted to help/raspi4 from 6 measured networks" in said and "not this card" in said

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 from ledgformer.errors import LedgformerError
+from ledgformer.train.config import FINETUNE_PARAMS
 
 TRAIN_EPILOG = """examples:
   ledgformer train --config configs/nb201-acc-781.yaml seed=0 out=runs/nb201-s0
@@ -58,6 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--steps", type=int, default=None,
                    help="fine-tuning steps (default: the checkpoint config's finetune.steps)")
     f.add_argument("--lr", type=float, default=None, help="(default: the checkpoint config's finetune.lr)")
+    f.add_argument("--params", default=None, choices=FINETUNE_PARAMS,
+                   help="what is trained: all weights, readout (card token + heads), roofline (its "
+                   "throughputs), scale (log-latency scale + shift: keeps the ranking exactly; use "
+                   "--lr 0.05 --keep 0) (default: the checkpoint config's finetune.params)")
     f.add_argument("--keep", type=float, nargs="+", default=None,
                    help="share of the zero-shot weights kept, 0 <= keep < 1; several values: the K "
                    "samples choose one by cross-validation (default: the checkpoint config's finetune.keep)")
@@ -102,7 +107,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     if shots < 0:
         raise LedgformerError(f"--shots must be >= 0, got {shots}")
     metrics = finetune_checkpoint(args.checkpoint, args.device, shots, steps=args.steps, lr=args.lr,
-                                  keep=args.keep, seed=args.seed, out=args.out, data_root=args.data_root)
+                                  params=args.params, keep=args.keep, seed=args.seed, out=args.out,
+                                  data_root=args.data_root)
     print(json.dumps({k: round(float(v), 4) for k, v in metrics.items() if v is not None}, indent=1))
     return 0
 
@@ -151,7 +157,8 @@ def _adapt_measured(args: argparse.Namespace) -> int:
     if not args.out:
         raise LedgformerError("--measured needs --out: the folder for the adapted model.pt")
     models, latencies = read_measurements(Path(args.measured))
-    recipe = {k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("keep", args.keep)) if v is not None}
+    recipe = {k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("params", args.params),
+                                ("keep", args.keep)) if v is not None}
     pred = Predictor.load(args.checkpoint)
     # the training's thread count, as the suites' K-shot runs use: with another count CPU reductions
     # split differently and the adapted weights differ from run to run in the 6th digit
