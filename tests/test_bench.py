@@ -43,6 +43,20 @@ def test_error_metrics_bold_the_lowest() -> None:
     assert "| ours | **10.000** |" in md and "| base | 20.000 |" in md
 
 
+def test_plot_of_a_metric_no_run_has_yet_warns_nothing(tmp_path: Path) -> None:
+    """A suite plots after every run: a metric its first runs lack (k10.* of a FLOPs run) gives an
+    empty plot, not a matplotlib warning in the user's terminal."""
+    import warnings
+
+    from ledgformer.train.bench_report import plot
+
+    res = _results({("ours", "N=10"): [0.5]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plot(res, "k10.mape", tmp_path / "empty.png").is_file()
+        assert plot(res, "test.kendall_tau", tmp_path / "one.png").is_file()
+
+
 def test_suite_errors(tmp_path: Path) -> None:
     with pytest.raises(LedgformerError, match="not found"):
         load_suite(tmp_path / "nope.yaml")

@@ -114,7 +114,8 @@ def plot(results: Mapping[str, Any], metric: str, path: Path) -> Path:
     ax.set_ylabel(metric)
     ax.set_title(f"{results['suite']}{' (quick)' if results['quick'] else ''}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # none yet while a suite's first runs lack the metric
+        ax.legend(fontsize=8)
     return _save(fig, path)
 
 
