@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from ledgformer.api import Predictor
 from ledgformer.data.help import help_archs, load_help
 from ledgformer.data.root import resolve_data_root
+from ledgformer.train.metrics import mape, spearman
 
 
 def main() -> None:
@@ -37,8 +37,8 @@ def main() -> None:
 
     def score(what: str) -> None:
         p = pred.predict(archs[k:], hardware=card)
-        print(f"{what}: Spearman {spearmanr(p, ms[k:]).statistic:.3f}, "
-              f"MAPE {np.mean(np.abs(p / ms[k:] - 1)) * 100:.1f} % on {len(archs) - k} other archs")
+        print(f"{what}: Spearman {spearman(ms[k:], p):.3f}, "
+              f"MAPE {mape(ms[k:], p):.1f} % on {len(archs) - k} other archs")
 
     score("zero-shot")
     pred.adapt(archs[:k], ms[:k], hardware=card)

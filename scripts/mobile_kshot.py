@@ -33,18 +33,18 @@ import numpy as np
 import torch
 from finetune_recipes import parse_recipe
 from help_consensus import write_report
-from scipy.stats import spearmanr
 
 from ledgformer.train.bench import machine_info
 from ledgformer.train.checkpoint import read_checkpoint
 from ledgformer.train.config import DEFAULTS, finetune_settings, merge
 from ledgformer.train.finetune import adapt, restore
+from ledgformer.train.metrics import mape, spearman
 from ledgformer.train.report import error_bar_plot
 from ledgformer.train.trainer import Trainer
 
 
 def _scores(pred: np.ndarray, true: np.ndarray) -> tuple[float, float]:
-    return float(np.mean(np.abs(pred / true - 1)) * 100), float(spearmanr(pred, true).statistic)
+    return mape(true, pred), spearman(true, pred)
 
 
 def main() -> None:
