@@ -81,8 +81,8 @@ def test_dataset_settings_are_right(data_root: Path) -> None:
 
 def test_cpu_setting_peak_from_the_cores_table() -> None:
     """peak_tflops_fp32 of a CPU setting = sum of cores x FLOP/cycle (cards/cores.yaml) x clock,
-    hand-checked; a core "X (Cortex-A76 based)" counts as Cortex-A76; an unlisted core or a GPU
-    setting leaves it unset."""
+    hand-checked; a core "X (Cortex-A76 based)" counts as Cortex-A76; an unlisted core leaves it
+    unset. A GPU setting carries its GPU's own peak where the device file cites one, else none."""
     from ledgformer.hardware.registry import core_peak
 
     pix = load_card("mmb/tflite/pixel4|1large1med|float")  # 2 A76-based cores, 16 FLOP/cycle each
@@ -91,7 +91,12 @@ def test_cpu_setting_peak_from_the_cores_table() -> None:
     assert s10.peak_tflops_fp32 == pytest.approx((24 * 2.73 + 2 * 8 * 2.31) / 1000)
     assert "Mongoose M4 24" in s10.source_for("peak_tflops_fp32")
     assert load_card("mmb/tflite/iphonexs|2small|float").peak_tflops_fp32 is None  # Tempest: no entry
-    assert load_card("mmb/tflite/pixel4|gpu|float").peak_tflops_fp32 is None
+    gpu = load_card("mmb/tflite/pixel4|gpu|float")  # Adreno 640: 898.5 / 1797.1 GFLOPS, 585 MHz
+    assert (gpu.peak_tflops_fp32, gpu.peak_tflops_fp16, gpu.clock_ghz) == (0.8985, 1.7971, 0.585)
+    assert "Adreno 640" in gpu.source_for("peak_tflops_fp32")
+    # GT7600: 192 FP32 ALUs x 2 FLOP (FMA) x 0.9 GHz
+    assert load_card("mmb/tflite/iphone7|gpu|float").peak_tflops_fp32 == pytest.approx(192 * 2 * 0.9 / 1000)
+    assert load_card("mmb/torch/s10|gpu|float").peak_tflops_fp32 is None  # Mali-G76 clock: no source
     assert core_peak("Kryo 360 Silver (Cortex-A55 based)")[0] == 8 and core_peak("Zephyr") is None
     assert "peak 0.08256 TFLOP/s fp32" in pix.to_text()
 
