@@ -29,7 +29,8 @@ CARDS_CHANGED = {
     **{name: "ran on the cards before FEATURE_VERSION 2 (in_order_share)"
        for name in ("mobile-cnn-roofline-card", "mobile-cnn-valid-phone", "nnlqp-local")},
     **{name: "ran on the phone cards before their GPU peaks (configs/studies/mobile-cnn-gpu-peak.yaml)"
-       for name in ("mobile-cnn-overhead", "mobile-cnn-select", "mobile-cnn-ensemble", "latency-all-overhead")}}
+       for name in ("mobile-cnn-overhead", "mobile-cnn-select", "mobile-cnn-ensemble",
+                    "latency-all-overhead")}}
 
 
 def _todo(path: Path, results: Path, quick: bool = False, cards_changed: bool = False) -> list[str]:
