@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -410,6 +411,27 @@ def test_adapt_to_a_device_from_measured_networks(tmp_path: Path) -> None:
     # the default recipe trains the weights (a few steps here)
     q = latency_predictor().adapt(archs[:12], truth[:12], "help/raspi4", steps=5)
     assert q.extra["adapted"]["recipe"]["params"] == "all"
+
+
+def test_adapt_that_diverges_raises_and_keeps_the_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fine-tuning that ends in non-finite predictions is an error naming the device, and the
+    predictor keeps the weights it had (adapt works in place)."""
+    import ledgformer.train.finetune as finetune
+
+    def diverge(trainer: Any, model: torch.nn.Module, idx: Any, settings: Any) -> None:
+        with torch.no_grad():
+            for w in model.parameters():
+                w.fill_(float("nan"))
+
+    monkeypatch.setattr(finetune, "adapt", diverge)
+    archs = nb201.all_arch_strings()[:6]
+    p = latency_predictor()
+    before = {k: v.clone() for k, v in p.model.state_dict().items()}
+    with pytest.raises(LedgformerError, match=r"non-finite latencies on help/raspi4.*left as they were"):
+        p.adapt(archs[:4], [1.0, 2.0, 3.0, 4.0], "help/raspi4")
+    after = p.model.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], v) for k, v in before.items())
+    assert np.isfinite(p.predict(archs, "help/raspi4")).all() and "adapted" not in p.extra
 
 
 def test_adapt_errors(lat: Predictor) -> None:

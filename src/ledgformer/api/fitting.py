@@ -105,6 +105,7 @@ def adapt_model(model: torch.nn.Module, feat: Featurizer, refs: Sequence[ModelRe
     and after (in-sample: it shows the fit, not the error on other networks)."""
     from ledgformer.train.config import DEFAULTS, finetune_settings, merge
     from ledgformer.train.finetune import adapt
+    from ledgformer.train.metrics import mape
     from ledgformer.train.trainer import Trainer, set_seed
 
     ft = finetune_settings(config, **recipe)  # a bad key or value: a ConfigError naming it
@@ -117,13 +118,17 @@ def adapt_model(model: torch.nn.Module, feat: Featurizer, refs: Sequence[ModelRe
     trainer = Trainer(model, data, tcfg, seed=seed)
     idx = data.parts["train"]
 
-    def mape() -> float:
-        return float(np.mean(np.abs(trainer.predict(idx) / y[idx] - 1)) * 100)
-
-    before = mape()
+    before = mape(y[idx], trainer.predict(idx))
+    original = copy.deepcopy(model.state_dict())
     chosen = adapt(trainer, model, idx, ft)
+    pred = trainer.predict(idx)
+    if not np.all(np.isfinite(pred)):  # diverged: give the user back the predictor they had
+        model.load_state_dict(original)
+        raise LedgformerError(f"adapt: the fine-tuned model predicts non-finite latencies on {card.name} "
+                              f"(recipe {dict(ft)}); the weights were left as they were. Try a lower "
+                              "finetune lr, fewer steps or params=scale")
     return {"hardware": card.name, "n": len(refs), "recipe": ft, "keep": chosen,
-            "sample_mape_before": before, "sample_mape_after": mape()}
+            "sample_mape_before": before, "sample_mape_after": mape(y[idx], pred)}
 
 
 __all__ = ["MIN_VALID_GRAPHS", "adapt_model", "build_data", "fit_model", "train_config"]
