@@ -12,7 +12,8 @@ phones. Rule fixed before those runs: configs/mobile-cnn-zeroshot.yaml gets the 
 (``params: scale, lr: 0.05``) iff, on the valid phone of both checkpoints (``test_device`` pixel4 /
 ``valid_device`` s10 and iphone7 / a03s, seed 0, shot seed 0), its mean MAPE beats the default
 recipe's by >= 2 points and its mean Spearman is not lower by more than .005.
-Outcome: not adopted (a03s 19.4 vs 18.1 %, s10 17.2 vs 18.8 %; results/studies/mobile-kshot-valid-*).
+Outcome: not adopted (a03s 19.6 vs 20.9 %, s10 17.7 vs 20.9 %, rerun on the cards with GPU peaks;
+19.4 vs 18.1 % and 17.2 vs 18.8 % on the cards before; results/studies/mobile-kshot-valid-*).
 
 Writes results/studies/mobile-kshot-PART-PHONE.{json,md,png} (``--out`` to change): every
 setting's scores per recipe and shot seed, the checkpoint's split, the command, machine and time.
