@@ -80,6 +80,8 @@ def main() -> None:
             a, b = np.polyfit(p_k[:, j], y_k, 1)
             out["pick"] = a * p_ev[:, j] + b
             w, _ = nnls(p_k - p_k.mean(0), y_k - y_k.mean())
+            if not w.any():  # no column explains the K samples: a constant would rank nothing
+                w[-1] = 1.0
             out["nnls"] = (p_ev - p_k.mean(0)) @ w + y_k.mean()
             line = []
             for name, pred in out.items():
