@@ -20,32 +20,25 @@ cards and weights stored beside the adapted model).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 import numpy as np
 import torch
 from scipy.optimize import nnls
 
-from ledgformer.model.features import collate
 from ledgformer.train.finetune import KShotTask, kshot_task
 from ledgformer.train.metrics import device_key, mape, spearman
 from ledgformer.train.trainer import Trainer
 
 
-def log_predictions(task: KShotTask, trainer: Trainer, graph_rows: np.ndarray,
-                    cards: list[int]) -> np.ndarray:
-    """[len(graph_rows), len(cards)] log-ms predictions of each graph on each card (rows of data.devices)."""
-    model, res = task.model.eval(), {}
-    uniq = np.unique(graph_rows)
-    with torch.no_grad():
-        for s in range(0, len(uniq), 32):
-            u = uniq[s:s + 32]
-            batch = collate([task.data.items[r] for r in u], trainer.table)
-            gi = torch.as_tensor(np.repeat(np.arange(len(u)), len(cards)))
-            hw = trainer.hw.index(torch.as_tensor(np.tile(cards, len(u))))
-            p = model(batch, hw, graph_index=gi).float().view(len(u), len(cards)).numpy()
-            res.update({int(r): p[k] for k, r in enumerate(u)})
-    return np.stack([res[int(r)] for r in graph_rows])
+def log_predictions(task: KShotTask, graph_rows: np.ndarray, cards: list[int]) -> np.ndarray:
+    """[len(graph_rows), len(cards)] log-ms predictions of each graph on each card (rows of
+    data.devices): the task's data with every (graph, card) pair as an example, through the
+    trainer's own batched prediction."""
+    n, c = len(graph_rows), len(cards)
+    grid = dataclasses.replace(task.data, graph_row=np.repeat(graph_rows, c), device_row=np.tile(cards, n))
+    return np.log(Trainer(task.model, grid, task.cfg["train"]).predict(np.arange(n * c))).reshape(n, c)
 
 
 def scores(pred_log: np.ndarray, y_log: np.ndarray) -> tuple[float, float]:
@@ -65,14 +58,13 @@ def main() -> None:
     for seed in args.seeds:
         task = kshot_task(args.checkpoint, args.shots, seed=seed, part=args.part)
         data = task.data
-        trainer = Trainer(task.model, data, task.cfg["train"], seed=seed)
         train_cards = [data.devices.index(c) for c in json.loads(data.split_json)["devices"]["train"]]
         scored = data.parts[args.part]
         for dev in sorted(set(data.device_row[scored].tolist())):
             ev, shots = scored[data.device_row[scored] == dev], task.shots_of(dev)
             cards = [*train_cards, dev]
-            p_ev = log_predictions(task, trainer, data.graph_row[ev], cards)
-            p_k = log_predictions(task, trainer, data.graph_row[shots], cards)
+            p_ev = log_predictions(task, data.graph_row[ev], cards)
+            p_k = log_predictions(task, data.graph_row[shots], cards)
             y_ev, y_k = np.log(data.target[ev]), np.log(data.target[shots])
             out = {"own card": p_ev[:, -1] - p_k[:, -1].mean() + y_k.mean()}  # zero-shot, level from the K
             rho_k = [spearman(y_k, p_k[:, j]) for j in range(len(cards))]
