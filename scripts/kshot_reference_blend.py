@@ -13,8 +13,9 @@ Prints per device and seed the Spearman rho and MAPE of "own card" (the zero-sho
 the level shifted to the K samples' mean), "pick" and "nnls", then the means.
 Compare with the config's recipe on the same samples:
 ``python scripts/finetune_recipes.py CKPT --part valid --seeds 0 1 2 --recipe default=``.
-This is an analysis: the library's ``adapt`` has no such recipe (it would need the reference
-cards and weights stored beside the adapted model).
+"nnls" is the library's K-shot recipe ``finetune.params: reference`` (``reference_mix``; run it
+with ``finetune_recipes.py --recipe reference=params:reference,keep:0``); this script sets it
+beside the two simpler alternatives on the same columns.
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ import json
 
 import numpy as np
 import torch
-from scipy.optimize import nnls
 
-from ledgformer.train.finetune import KShotTask, kshot_task
+from ledgformer.train.finetune import KShotTask, kshot_task, reference_mix
 from ledgformer.train.metrics import device_key, mape, spearman
 from ledgformer.train.trainer import Trainer
 
@@ -71,10 +71,8 @@ def main() -> None:
             j = int(np.nanargmax(rho_k))
             a, b = np.polyfit(p_k[:, j], y_k, 1)
             out["pick"] = a * p_ev[:, j] + b
-            w, _ = nnls(p_k - p_k.mean(0), y_k - y_k.mean())
-            if not w.any():  # no column explains the K samples: a constant would rank nothing
-                w[-1] = 1.0
-            out["nnls"] = (p_ev - p_k.mean(0)) @ w + y_k.mean()
+            w, b = reference_mix(p_k, y_k)
+            out["nnls"] = p_ev @ w + b
             line = []
             for name, pred in out.items():
                 rows[name].append(scores(pred, y_ev))

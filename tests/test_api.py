@@ -413,15 +413,51 @@ def test_adapt_to_a_device_from_measured_networks(tmp_path: Path) -> None:
     assert q.extra["adapted"]["recipe"]["params"] == "all"
 
 
+def test_adapt_by_reference_mixes_the_training_devices(tmp_path: Path) -> None:
+    """params=reference: a device whose latency is 2x the predictor's on a training device is
+    recovered on held-out networks; the blend saves, loads back (also from a card-feature version
+    1 checkpoint) and adapts again from its base; without training devices it says so."""
+    from ledgformer.hardware.card import FEATURE_NAMES, FEATURE_PREFIXES
+
+    archs = nb201.all_arch_strings()[:24]
+    p = latency_predictor()
+    p.devices = {"train": ["help/pixel3", "help/1080ti_1"]}
+    truth = 2.0 * p.predict(archs, "help/pixel3")
+    p.adapt(archs[:12], truth[:12], "help/raspi4", params="reference", keep=0)
+    assert p.model_name == "reference-blend" and p.model.references == ["help/pixel3", "help/1080ti_1"]
+    after = p.predict(archs[12:], "help/raspi4")
+    np.testing.assert_allclose(after, truth[12:], rtol=1e-4)
+    assert p.extra["adapted"]["recipe"]["params"] == "reference"
+    back = Predictor.load(p.save(tmp_path / "blend.pt"))
+    assert back.model_name == "reference-blend"
+    np.testing.assert_allclose(back.predict(archs[12:], "help/raspi4"), after, rtol=1e-6)
+    back.adapt(archs[:12], truth[:12], "help/raspi4", params="reference", keep=0)
+    assert back.model_config["base"]["name"] == "ledgformer"  # a blend of the base, not of a blend
+    with torch.no_grad():
+        p.model.base.hw_mlp[0].weight[:, FEATURE_PREFIXES[1]:] = 0.0  # as if trained without them
+    now = p.predict(archs[12:], "help/raspi4")
+    ckpt = read_checkpoint(p.save(tmp_path / "now.pt"))
+    ckpt["versions"]["card_feature_version"] = 1
+    for key in ("base.hw_mlp.0.weight", "ref_feat"):
+        ckpt["state_dict"][key] = ckpt["state_dict"][key][:, :FEATURE_PREFIXES[1]]
+    torch.save(ckpt, tmp_path / "v1.pt")
+    old = Predictor.load(tmp_path / "v1.pt")
+    assert old.model.ref_feat.shape[1] == len(FEATURE_NAMES)
+    np.testing.assert_allclose(old.predict(archs[12:], "help/raspi4"), now, rtol=1e-5)
+    with pytest.raises(LedgformerError, match="params=reference mixes the predictor's training devices"):
+        latency_predictor().adapt(archs[:12], truth[:12], "help/raspi4", params="reference", keep=0)
+
+
 def test_adapt_that_diverges_raises_and_keeps_the_weights(monkeypatch: pytest.MonkeyPatch) -> None:
     """A fine-tuning that ends in non-finite predictions is an error naming the device, and the
     predictor keeps the weights it had (adapt works in place)."""
     import ledgformer.train.finetune as finetune
 
-    def diverge(trainer: Any, model: torch.nn.Module, idx: Any, settings: Any) -> None:
+    def diverge(trainer: Any, model: torch.nn.Module, idx: Any, settings: Any, references: Any) -> Any:
         with torch.no_grad():
             for w in model.parameters():
                 w.fill_(float("nan"))
+        return finetune.Adapted(model, None)
 
     monkeypatch.setattr(finetune, "adapt", diverge)
     archs = nb201.all_arch_strings()[:6]

@@ -52,6 +52,7 @@ def help_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def task(cfg: dict):
         data = synthetic_task("latency")
         data.devices = ["help/titanx_1", "help/eyeriss"]
+        data.split_json = '{"devices": {"train": ["help/titanx_1"], "test": ["help/eyeriss"]}}'
         train = data.parts["train"]
         data.parts["shots"] = train[data.device_row[train] == 1][: int(cfg["data"]["shots"])]
         return data
@@ -102,6 +103,23 @@ def test_finetune_params_scale_keeps_the_ranking(help_checkpoint: Path, tmp_path
     assert printed["spearman"] == pytest.approx(printed["zero_shot_spearman"], abs=1e-4)
     assert printed["mape"] != pytest.approx(printed["zero_shot_mape"], abs=1e-3)
     assert read_checkpoint(out / "model.pt")["config"]["finetune"]["params"] == "scale"
+
+
+def test_finetune_params_reference_saves_a_blend(help_checkpoint: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """--params reference: the saved model is a reference blend of the base model over the
+    checkpoint's training devices, which loads back and predicts what the run scored."""
+    from ledgformer.train.checkpoint import load_checkpoint
+
+    out = tmp_path / "ft"
+    argv = ["finetune", str(help_checkpoint), "--device", "help/eyeriss", "--shots", "4",
+            "--params", "reference", "--keep", "0", "--out", str(out)]
+    assert main(argv) == 0
+    printed = _printed(capsys)
+    assert np.isfinite(printed["mape"]) and printed["mape"] != pytest.approx(printed["zero_shot_mape"])
+    model, ckpt = load_checkpoint(out / "model.pt", "test-encoder")
+    assert ckpt["model_name"] == "reference-blend" and model.references == ["help/titanx_1"]
+    assert ckpt["model_config"]["base"]["name"] == "ledgformer" and model.mix.sum() > 0
 
 
 @pytest.mark.parametrize(("extra", "message"), [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from ledgformer.errors import LedgformerError
+from ledgformer.model.reference import ReferenceBlend
 from ledgformer.model.registry import create_model
 from ledgformer.train.checkpoint import read_checkpoint, save_checkpoint
 from ledgformer.train.config import DEFAULTS, ConfigError, finetune_settings, load_config
@@ -127,7 +129,7 @@ def test_a_keep_list_is_chosen_by_cross_validation_on_the_k_samples() -> None:
     want = (0.0, 0.5)[int(np.argmin(err))]
     plain = copy.deepcopy(model)
     adapt(trainer, plain, shots, {**recipe, "keep": want})
-    assert adapt(trainer, model, shots, {**recipe, "keep": [0.0, 0.5], "folds": 2}) == want
+    assert adapt(trainer, model, shots, {**recipe, "keep": [0.0, 0.5], "folds": 2}).keep == want
     for (name, a), b in zip(model.state_dict().items(), plain.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=name)
     with pytest.raises(LedgformerError, match="needs at least 2 samples"):
@@ -176,6 +178,8 @@ def test_bad_recipe_is_named() -> None:
         finetune_settings({}, keep=1.0)
     with pytest.raises(ConfigError, match="params=scale trains none"):
         finetune_settings({}, keep=0.5, params="scale")
+    with pytest.raises(ConfigError, match="params=reference trains none"):
+        finetune_settings({}, keep=[0.0, 0.5], params="reference")
     with pytest.raises(ConfigError, match=r"keep must be in \[0, 1\)"):
         finetune_settings({}, keep=[0.0, 1.0])
     with pytest.raises(ConfigError, match=r"keep must be in \[0, 1\)"):
@@ -183,6 +187,57 @@ def test_bad_recipe_is_named() -> None:
     assert finetune_settings({}, keep=[0.25])["keep"] == 0.25  # one value: fixed, nothing to choose
     with pytest.raises(ConfigError, match="folds must be >= 2"):
         finetune_settings({}, keep=[0.0, 0.5], folds=1)
+
+
+def _reference_setup(name: str) -> tuple[Trainer, torch.nn.Module, np.ndarray, np.ndarray]:
+    """Device a is the training device (the reference), device b the new one whose truth is made
+    2x the model's prediction on a's card: (trainer, model, b's shots, b's other examples)."""
+    torch.set_num_threads(1)
+    data = synthetic_task("latency")
+    data.split_json = '{"devices": {"train": ["dev/a"], "test": ["dev/b"]}}'
+    torch.manual_seed(0)
+    arch = {**SMALL, "hw_layers": 0} if name == "ledgformer" else {"d_model": 16, "n_layers": 2}
+    model_name, kw = model_kwargs({"model": {"name": name, **arch}}, data)
+    model = create_model(model_name, **kw)
+    model.set_target_stats(0.5, 0.3)
+    on_b = np.flatnonzero(data.device_row == 1)
+    as_a = dataclasses.replace(data, device_row=np.zeros_like(data.device_row))
+    data.target[on_b] = 2.0 * Trainer(model, as_a, TCFG).predict(on_b)
+    return Trainer(model, data, TCFG, seed=0), model, on_b[:5], on_b[5:]
+
+
+@pytest.mark.parametrize("name", ["ledgformer", "gin"])
+def test_reference_recipe_mixes_the_training_devices_predictions(name: str) -> None:
+    """params: reference moves no weight: a device whose latency is 2x the model's prediction on
+    the training device's card is recovered exactly on networks outside its K samples, by a
+    ReferenceBlend the trainer then predicts with (graphs shared across cards or not)."""
+    trainer, model, shots, rest = _reference_setup(name)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    adapted, keep = adapt(trainer, model, shots, {"params": "reference"})
+    assert isinstance(adapted, ReferenceBlend) and adapted.base is model and keep is None
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert adapted.references == ["dev/a"] and trainer.eval_model is adapted
+    torch.testing.assert_close(adapted.mix, torch.tensor([1.0, 0.0]), atol=1e-4, rtol=0)
+    assert adapted.y_loc.item() == pytest.approx(np.log(2.0), abs=1e-4)
+    np.testing.assert_allclose(trainer.predict(rest), trainer.data.target[rest], rtol=1e-4)
+    # adapting the blend again blends its base, not a blend of a blend
+    again, _ = adapt(trainer, adapted, shots, {"params": "reference"})
+    assert again.base is model
+
+
+def test_reference_recipe_falls_back_to_the_own_card_when_no_column_fits() -> None:
+    """Samples that no column explains (here: all the same latency) give the zero-shot prediction
+    with its level moved to the samples' mean, not a constant that would rank nothing."""
+    trainer, model, shots, rest = _reference_setup("ledgformer")
+    own = trainer.predict(rest)
+    trainer.data.target[shots] = 3.0
+    adapted, _ = adapt(trainer, model, shots, {"params": "reference"})
+    assert adapted.mix.tolist() == [0.0, 1.0]
+    shift = np.log(3.0) - np.mean(np.log(Trainer(model, trainer.data, TCFG).predict(shots)))
+    np.testing.assert_allclose(trainer.predict(rest), own * np.exp(shift), rtol=1e-5)
+    trainer.data.split_json = "{}"
+    with pytest.raises(LedgformerError, match="params=reference blends the training devices"):
+        adapt(trainer, model, shots, {"params": "reference"})
 
 
 def test_few_shot_on_valid_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

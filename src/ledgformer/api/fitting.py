@@ -97,12 +97,15 @@ def fit_model(model: torch.nn.Module, feat: Featurizer, refs: Sequence[ModelRef]
 
 
 def adapt_model(model: torch.nn.Module, feat: Featurizer, refs: Sequence[ModelRef], y: np.ndarray,
-                card: HardwareCard, config: Mapping[str, Any], *, seed: int,
-                recipe: Mapping[str, Any]) -> dict[str, Any]:
-    """Adapt ``model`` in place to ``card`` from its measured latencies ``y`` (ms) of ``refs`` with
-    the K-shot recipe: ``config``'s ``finetune`` section, ``recipe`` overriding its keys. Returns
-    what was done: K, the recipe, the ``keep`` the samples chose, the MAPE on the samples before
-    and after (in-sample: it shows the fit, not the error on other networks)."""
+                card: HardwareCard, config: Mapping[str, Any], *, seed: int, recipe: Mapping[str, Any],
+                references: Sequence[str] = ()) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Adapt ``model`` to ``card`` from its measured latencies ``y`` (ms) of ``refs`` with the K-shot
+    recipe: ``config``'s ``finetune`` section, ``recipe`` overriding its keys; ``references``: the
+    cards ``params: reference`` mixes (the predictor's training devices). Returns (the adapted model:
+    ``model``, changed in place, or a blend around it; what was done: K, the recipe, the ``keep``
+    the samples chose, the MAPE on the samples before and after (in-sample: it shows the fit, not
+    the error on other networks))."""
+    from ledgformer.api.inputs import resolve_cards
     from ledgformer.train.config import DEFAULTS, finetune_settings, merge
     from ledgformer.train.finetune import adapt
     from ledgformer.train.metrics import mape
@@ -111,6 +114,12 @@ def adapt_model(model: torch.nn.Module, feat: Featurizer, refs: Sequence[ModelRe
     ft = finetune_settings(config, **recipe)  # a bad key or value: a ConfigError naming it
     if len(refs) < 2:
         raise LedgformerError("adapt: need at least 2 measured networks")
+    mixed = None
+    if ft["params"] == "reference":
+        if not references:
+            raise LedgformerError("adapt: params=reference mixes the predictor's training devices, but "
+                                  "this predictor records none (Predictor.devices['train'])")
+        mixed = (list(references), feat.hardware(resolve_cards(list(references))[0]))
     data = build_data(feat, refs, y, [card] * len(refs), "latency", 0.0, seed)
     tcfg = merge(DEFAULTS["train"], config.get("train") or {})
     tcfg["progress"] = False
@@ -120,15 +129,15 @@ def adapt_model(model: torch.nn.Module, feat: Featurizer, refs: Sequence[ModelRe
 
     before = mape(y[idx], trainer.predict(idx))
     original = copy.deepcopy(model.state_dict())
-    chosen = adapt(trainer, model, idx, ft)
+    adapted, chosen = adapt(trainer, model, idx, ft, mixed)
     pred = trainer.predict(idx)
     if not np.all(np.isfinite(pred)):  # diverged: give the user back the predictor they had
         model.load_state_dict(original)
         raise LedgformerError(f"adapt: the fine-tuned model predicts non-finite latencies on {card.name} "
                               f"(recipe {dict(ft)}); the weights were left as they were. Try a lower "
                               "finetune lr, fewer steps or params=scale")
-    return {"hardware": card.name, "n": len(refs), "recipe": ft, "keep": chosen,
-            "sample_mape_before": before, "sample_mape_after": mape(y[idx], pred)}
+    return adapted, {"hardware": card.name, "n": len(refs), "recipe": ft, "keep": chosen,
+                     "sample_mape_before": before, "sample_mape_after": mape(y[idx], pred)}
 
 
 __all__ = ["MIN_VALID_GRAPHS", "adapt_model", "build_data", "fit_model", "train_config"]

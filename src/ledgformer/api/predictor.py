@@ -68,8 +68,18 @@ class Predictor:
         #: hardware cards by role ("train", "valid", "test") the weights were fitted/evaluated on
         self.devices: dict[str, list[str]] = self.extra.get("devices") or config_devices(self.config)
         self._feat = Featurizer(encoder)
+        self._chunk_size = chunk_size
+        self._use(self.model)
+
+    def _use(self, model: torch.nn.Module) -> None:
+        """Predict with ``model`` (new weights, or a K-shot blend around the old ones) from now on:
+        the graph caches of the old weights are dropped."""
+        from ledgformer.model.reference import adapted_spec
+
+        self.model_name, self.model_config = adapted_spec(model, self.model_name, self.model_config)
+        self.model = model.cpu().eval()
         self._store = GraphStore(self.model, self._feat, needs_hardware=self.needs_hardware,
-                                 batch_size=chunk_size)
+                                 batch_size=self._chunk_size)
 
     @property
     def unit(self) -> str:
@@ -275,9 +285,9 @@ class Predictor:
         if not one:
             raise LedgformerError("adapt: give the one hardware card the latencies were measured on")
         refs, _ = self._refs(archs, input_shape, None)
-        done = adapt_model(self.model, self._feat, refs, y, cards[0], self.config, seed=seed, recipe=recipe)
-        self.model.cpu().eval()
-        self._store.clear()
+        model, done = adapt_model(self.model, self._feat, refs, y, cards[0], self.config, seed=seed,
+                                  recipe=recipe, references=self.devices.get("train", []))
+        self._use(model)
         self.metrics = {}  # the old test metrics no longer describe these weights
         self.extra["adapted"] = done
         return self

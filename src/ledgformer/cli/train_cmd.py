@@ -62,7 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--params", default=None, choices=FINETUNE_PARAMS,
                    help="what is trained: all weights, readout (card token + heads), roofline (its "
                    "throughputs), scale (log-latency scale + shift: keeps the ranking exactly; use "
-                   "--lr 0.05 --keep 0) (default: the checkpoint config's finetune.params)")
+                   "--lr 0.05 --keep 0), reference (no weight moves: a fitted mix of the predictions "
+                   "on the training devices' cards and the device's own; use --keep 0) "
+                   "(default: the checkpoint config's finetune.params)")
     f.add_argument("--keep", type=float, nargs="+", default=None,
                    help="share of the zero-shot weights kept, 0 <= keep < 1; several values: the K "
                    "samples choose one by cross-validation (default: the checkpoint config's finetune.keep)")

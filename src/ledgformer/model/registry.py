@@ -67,7 +67,8 @@ def _load_builtin() -> None:
     """Import the modules that register models (the baselines may not exist yet)."""
     import importlib
 
-    for mod in ("ledgformer.model.ledgformer", "ledgformer.model.baselines", "ledgformer.model.ensemble"):
+    for mod in ("ledgformer.model.ledgformer", "ledgformer.model.baselines", "ledgformer.model.ensemble",
+                "ledgformer.model.reference"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:

@@ -79,6 +79,8 @@ def check_versions(ckpt: Mapping[str, Any], source: str, encoder_id: str | None 
 
 #: the first layer that reads the card features, in the models that have one (LeDG-Former, baselines)
 _CARD_LAYER = "hw_mlp.0.weight"
+#: the reference cards' features of a ``reference-blend`` model (``ledgformer.model.reference``)
+_REF_FEAT = "ref_feat"
 
 
 def _widen_card_features(ckpt: dict[str, Any]) -> None:
@@ -96,9 +98,12 @@ def _widen_card_features(ckpt: dict[str, Any]) -> None:
     if cfg.get("task") != "accuracy" and cfg.get("use_hardware") is not False and (
             not layers or any(state[k].shape[1] != n_old for k in layers)):
         return  # reads the cards elsewhere (a classical model's stored card rows): retrain it
-    for k in layers:
+    # a K-shot reference blend's stored reference cards: zeros meet the zero weights, as above
+    for k in [*layers, *(k for k in state if k.endswith(_REF_FEAT))]:
         w = state[k]
         state[k] = torch.cat([w, w.new_zeros(w.shape[0], len(FEATURE_NAMES) - n_old)], 1)
+    if "hw_dims" in cfg:
+        cfg["hw_dims"] = [cfg["hw_dims"][0], len(FEATURE_NAMES)]
     ckpt["versions"] = {**versions, "card_feature_version": FEATURE_VERSION}
 
 

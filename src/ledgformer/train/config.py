@@ -110,7 +110,7 @@ DEFAULTS: dict[str, Any] = {
         "loss": "mse",  # mse (log latency) | mse+rank (plus rank_weight x the pairwise rank loss)
         "rank_weight": 1.0,
         "params": "all",  # all | readout (card token + heads) | roofline (throughputs P, B, overhead O)
-        # | scale (log-latency scale + shift)
+        # | scale (log-latency scale + shift) | reference (a fitted mix of the training devices' predictions)
         # share of the zero-shot weights kept after fine-tuning (weight-space ensembling, WiSE-FT):
         # weights = keep * before + (1 - keep) * after; 0: the fine-tuned weights as they are.
         # A list: each device chooses among them by cross-validation on its own K samples
@@ -120,7 +120,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 FINETUNE_LOSSES = ("mse", "mse+rank")
-FINETUNE_PARAMS = ("all", "readout", "roofline", "scale")
+FINETUNE_PARAMS = ("all", "readout", "roofline", "scale", "reference")
 
 
 class ConfigError(LedgformerError, ValueError):
@@ -213,8 +213,9 @@ def finetune_settings(cfg: Mapping[str, Any], **overrides: Any) -> dict[str, Any
     if not keeps or not all(0.0 <= k < 1.0 for k in keeps):
         raise ConfigError(f"finetune.keep must be in [0, 1) (or a non-empty list of such), "
                           f"got {ft['keep']!r}")
-    if any(keeps) and out["params"] == "scale":
-        raise ConfigError("finetune.keep applies to trained weights; params=scale trains none (set keep: 0)")
+    if any(keeps) and out["params"] in ("scale", "reference"):
+        raise ConfigError(f"finetune.keep applies to trained weights; params={out['params']} trains none "
+                          "(set keep: 0)")
     if several and out["folds"] < 2:
         raise ConfigError(f"finetune.folds must be >= 2 to choose among keep {out['keep']}, "
                           f"got {out['folds']}")

@@ -9,14 +9,18 @@ loss, which parameters) is the run config's ``finetune`` section.
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.optimize import nnls
 
 from ledgformer.errors import LedgformerError
+from ledgformer.model.features import HardwareBatch
+from ledgformer.model.reference import ReferenceBlend, adapted_spec
 from ledgformer.train.checkpoint import build_model, read_checkpoint, save_checkpoint
 from ledgformer.train.config import DEFAULTS, finetune_settings, merge
 from ledgformer.train.tasks import TaskData, build_task
@@ -112,37 +116,93 @@ def _fit_scale(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, y: tor
         model.y_scale.mul_(a)
 
 
+class Adapted(NamedTuple):
+    """What :func:`adapt` made: the adapted model (``model`` itself, or for ``params: reference`` a
+    :class:`~ledgformer.model.reference.ReferenceBlend` around it) and the ``keep`` the K samples
+    chose (None: no choice was made)."""
+
+    model: torch.nn.Module
+    keep: float | None
+
+
 def adapt(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, settings: dict[str, Any] | None = None,
-          ) -> float | None:
+          references: tuple[list[str], HardwareBatch] | None = None) -> Adapted:
     """Fit ``model`` to the examples ``idx`` (K measured samples) with a ``finetune`` section
     (:func:`~ledgformer.train.config.finetune_settings`; default: 100 full-batch AdamW steps, lr 1e-3,
     log-latency MSE, every parameter; no validation data). Closed-form models refit on them.
 
     ``params``: ``all``; ``readout`` (:data:`READOUT_PARAMS` only, the graph encoder is frozen);
-    ``roofline`` (:data:`ROOFLINE_PARAMS` only: the device's throughputs and overhead); or
-    ``scale`` (no parameter moves: a per-device log-latency scale + shift, see :func:`_fit_scale`).
+    ``roofline`` (:data:`ROOFLINE_PARAMS` only: the device's throughputs and overhead);
+    ``scale`` (no parameter moves: a per-device log-latency scale + shift, see :func:`_fit_scale`); or
+    ``reference`` (no parameter moves: the device as a non-negative mix of the model's predictions
+    on the ``references`` cards and its own, see :func:`_fit_reference`; default references: the
+    training devices of ``trainer.data``).
     ``keep`` > 0 then pulls the trained weights back towards the zero-shot ones (WiSE-FT: K samples
     say where the device differs, the zero-shot weights what the training devices agree on) and
     refits the output scale and shift on the K samples (:data:`RESCALE`), since the level of
     interpolated weights is neither model's. A list of ``keep`` values: the device's own K samples
-    choose one (:func:`_choose_keep`), which is returned.
+    choose one (:func:`_choose_keep`). ``trainer`` then predicts with the adapted model.
     """
     if trainer.closed_form:  # FLOPs scale / GBDT: refit on the K samples of this device
         trainer.data.parts["train"] = idx
         trainer.fit()
-        return None
+        return Adapted(model, None)
     ft = finetune_settings({"finetune": settings or {}})
     y = torch.as_tensor(np.log(trainer.data.target[idx]), dtype=torch.float32, device=trainer.device)
+    if ft["params"] == "reference":
+        refs = references or training_references(trainer.data)
+        return Adapted(_fit_reference(trainer, model, idx, y, refs), None)
     if ft["params"] == "scale":
         _fit_scale(trainer, model, idx, y, ft)
-        return None
+        return Adapted(model, None)
     chosen = _choose_keep(trainer, model, idx, y, ft) if isinstance(ft["keep"], list) else None
     keep = ft["keep"] if chosen is None else chosen
     zero_shot = copy.deepcopy(model) if keep else None
     _train(trainer, model, idx, y, ft)
     if zero_shot is not None:
         _blend(model, zero_shot, keep, trainer, idx, y, ft)
-    return chosen
+    return Adapted(model, chosen)
+
+
+def training_references(data: TaskData) -> tuple[list[str], HardwareBatch]:
+    """The training devices of a task (its split's ``devices.train``) and their cards' tensors."""
+    names = json.loads(data.split_json or "{}").get("devices", {}).get("train") if data.split_json else None
+    if not names or data.hw is None:
+        raise LedgformerError("finetune.params=reference blends the training devices, but this task "
+                              "records none (a HELP-protocol checkpoint does)")
+    rows = torch.as_tensor([data.devices.index(n) for n in names])
+    return list(names), data.hw.index(rows)
+
+
+def _fit_reference(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, y: torch.Tensor,
+                   references: tuple[list[str], HardwareBatch]) -> ReferenceBlend:
+    """A :class:`ReferenceBlend` of ``model`` (of its base, if it is a blend already) whose mix is
+    :func:`reference_mix` of the K samples' columns (reference cards, own card)."""
+    names, hw = references
+    base = model.base if isinstance(model, ReferenceBlend) else model
+    blend = ReferenceBlend(base, names, (hw.text.shape[1], hw.feat.shape[1])).to(trainer.device)
+    blend.eval()
+    with torch.no_grad():
+        blend.ref_text.copy_(hw.text)
+        blend.ref_feat.copy_(hw.feat)
+        cols = trainer._forward(idx, blend.columns).double().cpu().numpy()
+    w, b = reference_mix(cols, y.double().cpu().numpy())
+    with torch.no_grad():
+        blend.mix.copy_(torch.as_tensor(w))
+        blend.set_target_stats(b, 1.0)
+    trainer.use_model(blend)
+    return blend
+
+
+def reference_mix(columns: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """(w >= 0, b) with ``columns @ w + b`` ~ ``y`` (log ms of the K samples; the last column is the
+    device's own card): NNLS on the centred columns, b matching the means. An all-zero fit gives
+    the own column with the level shifted to ``y``'s mean."""
+    mu = columns.mean(0)
+    w, _ = nnls(columns - mu, y - y.mean())
+    if not w.any():
+        w[-1] = 1.0
+    return w, float(y.mean() - mu @ w)
 
 
 def _train(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, y: torch.Tensor,
@@ -273,7 +333,7 @@ def few_shot_metrics(path: str | Path, shots: list[int], *, seed: int = 0, data_
             data.parts = {**parts, "test": scored[data.device_row[scored] == d]}
             model = copy.deepcopy(task.model)
             trainer = Trainer(model, data, task.cfg["train"], seed=seed)
-            chosen = adapt(trainer, model, task.shots_of(d), ft)
+            chosen = adapt(trainer, model, task.shots_of(d), ft).keep
             m, _ = trainer.evaluate(("test",))
             dev = device_key(data.devices[d])
             per[dev] = {name: float(m[f"test.{name}"])
@@ -304,15 +364,16 @@ def finetune_checkpoint(path: str | Path, device: str, shots: int, *, seed: int 
     result: dict[str, Any] = {"shots": shots, "zero_shot_spearman": before["test.spearman"],
                               "zero_shot_mape": before["test.mape"]}
     if shots > 0:
-        chosen = adapt(trainer, model, data.parts["shots"], ft)
+        model, chosen = adapt(trainer, model, data.parts["shots"], ft)
         after, _ = trainer.evaluate(("test",))
         result.update(spearman=after["test.spearman"], mape=after["test.mape"],
                       kendall_tau=after["test.kendall_tau"], **{"acc@10%": after["test.acc@10%"]})
         if chosen is not None:
             result["keep"] = chosen
         if out:
-            save_checkpoint(Path(out) / "model.pt", model, config=cfg, model_name=ckpt["model_name"],
-                            model_config=ckpt["model_config"], encoder_id=data.encoder_id,
+            name, model_config = adapted_spec(model, ckpt["model_name"], ckpt["model_config"])
+            save_checkpoint(Path(out) / "model.pt", model, config=cfg, model_name=name,
+                            model_config=model_config, encoder_id=data.encoder_id,
                             data_version=data.data_version, extra={"finetuned_on": device, "shots": shots})
     if out:
         from ledgformer.train.report import write_metrics_json
@@ -321,5 +382,6 @@ def finetune_checkpoint(path: str | Path, device: str, shots: int, *, seed: int 
     return result
 
 
-__all__ = ["READOUT_PARAMS", "ROOFLINE_PARAMS", "KShotTask", "adapt", "evaluate_checkpoint",
-           "few_shot_metrics", "finetune_checkpoint", "kshot_task", "restore"]
+__all__ = ["READOUT_PARAMS", "ROOFLINE_PARAMS", "Adapted", "KShotTask", "adapt", "evaluate_checkpoint",
+           "few_shot_metrics", "finetune_checkpoint", "kshot_task", "reference_mix", "restore",
+           "training_references"]

@@ -16,7 +16,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -88,8 +88,13 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.best_epoch = -1
 
+    def use_model(self, model: nn.Module) -> None:
+        """Predict and evaluate with ``model`` from now on (K-shot ``params: reference`` wraps the
+        trained model in a new one)."""
+        self.model = self.eval_model = self.ddp = model.to(self.device)
+
     # ---- batching ----------------------------------------------------------------------------
-    def _forward(self, idx: np.ndarray, module: nn.Module) -> torch.Tensor:
+    def _forward(self, idx: np.ndarray, module: nn.Module | Callable[..., torch.Tensor]) -> torch.Tensor:
         d = self.data
         rows = d.graph_row[idx]
         hw = None
