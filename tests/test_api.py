@@ -428,6 +428,7 @@ def test_adapt_by_reference_mixes_the_training_devices(tmp_path: Path) -> None:
     after = p.predict(archs[12:], "help/raspi4")
     np.testing.assert_allclose(after, truth[12:], rtol=1e-4)
     assert p.extra["adapted"]["recipe"]["params"] == "reference"
+    assert p._store.late  # the base's late-fusion split (and its disk cache) serves every card
     back = Predictor.load(p.save(tmp_path / "blend.pt"))
     assert back.model_name == "reference-blend"
     np.testing.assert_allclose(back.predict(archs[12:], "help/raspi4"), after, rtol=1e-6)

@@ -214,8 +214,9 @@ class GraphStore:
         aliases.clear()
 
     def _store(self) -> EncodingStore:
-        """The disk store of the model's current weights (they may change: ``fit``)."""
-        key = model_key(self.model, self.feat.encoder.id)
+        """The disk store of the model's current weights (they may change: ``fit``); a K-shot
+        reference blend's are its base model's (``encoder_model``)."""
+        key = model_key(getattr(self.model, "encoder_model", self.model), self.feat.encoder.id)
         if key not in self._stores:
             self._stores[key] = EncodingStore(key)
         if self._aliases is None:

@@ -79,9 +79,27 @@ class ReferenceBlend(PredictorModel):
     def decode_columns(self, x: torch.Tensor, batch: Batch, hw: HardwareBatch) -> torch.Tensor:
         return torch.stack([self.base.decode(x, batch, h) for h in self._cards(hw)], -1)
 
-    # encode / decode: the base's split, so the API's per-graph cache serves every card
+    # encode / decode and the late-fusion split: the base's, so the API's per-graph caches (the
+    # disk one keyed by the base's weights, ``encoder_model``) serve every card
+    @property
+    def config(self) -> Any:
+        return getattr(self.base, "config", None)
+
+    @property
+    def encoder_model(self) -> nn.Module:
+        """The module whose weights the graph encodings depend on."""
+        return self.base
+
     def encode(self, batch: Batch) -> torch.Tensor:
         return self.base.encode(batch)
+
+    def late_fusion_parts(self, x: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.base.late_fusion_parts(x, batch)
+
+    def late_fusion_readout(self, graph: torch.Tensor, node: torch.Tensor, mask: torch.Tensor,
+                            hw: HardwareBatch) -> torch.Tensor:
+        cols = [self.base.late_fusion_readout(graph, node, mask, h) for h in self._cards(hw)]
+        return self.unscale(torch.stack(cols, -1) @ self.mix)
 
     def decode(self, x: torch.Tensor, batch: Batch, hw: HardwareBatch | None) -> torch.Tensor:
         _need_cards(hw)
