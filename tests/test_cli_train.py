@@ -89,6 +89,17 @@ def test_finetune_keep_list_reports_the_choice(help_checkpoint: Path,
     assert _printed(capsys)["keep"] in (0.0, 0.5)
 
 
+def test_finetune_params_list_reports_the_choice(help_checkpoint: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """--params all reference --keep 0 0.5: the K samples choose a recipe; the printout says which."""
+    argv = ["finetune", str(help_checkpoint), "--device", "help/eyeriss", "--shots", "4", "--steps", "3",
+            "--params", "all", "reference", "--keep", "0", "0.5"]
+    assert main(argv) == 0
+    printed = _printed(capsys)
+    assert printed["params"] in ("all", "reference") and np.isfinite(printed["mape"])
+    assert ("keep" in printed) == (printed["params"] == "all")
+
+
 def test_finetune_params_scale_keeps_the_ranking(help_checkpoint: Path, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """--params scale fits only the log-latency scale and shift: Spearman stays the zero-shot one;
@@ -126,6 +137,7 @@ def test_finetune_params_reference_saves_a_blend(help_checkpoint: Path, tmp_path
     (["--device", "help/eyeriss", "--shots", "-1"], "--shots must be >= 0"),
     (["--device", "mmb/tflite/pixel4|1large|float"], "only HELP cards"),
     (["--device", "help/eyeriss", "--keep", "0", "1.5"], "keep must be in [0, 1)"),
+    (["--device", "help/eyeriss", "--params", "all", "all"], "a list of distinct such"),
 ])
 def test_finetune_errors_are_one_line(help_checkpoint: Path, extra: list[str], message: str,
                                       capsys: pytest.CaptureFixture[str]) -> None:

@@ -213,15 +213,15 @@ def test_reference_recipe_mixes_the_training_devices_predictions(name: str) -> N
     ReferenceBlend the trainer then predicts with (graphs shared across cards or not)."""
     trainer, model, shots, rest = _reference_setup(name)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    adapted, keep = adapt(trainer, model, shots, {"params": "reference"})
-    assert isinstance(adapted, ReferenceBlend) and adapted.base is model and keep is None
+    adapted, keep, params = adapt(trainer, model, shots, {"params": "reference"})
+    assert isinstance(adapted, ReferenceBlend) and adapted.base is model and keep is None and params is None
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert adapted.references == ["dev/a"] and trainer.eval_model is adapted
     torch.testing.assert_close(adapted.mix, torch.tensor([1.0, 0.0]), atol=1e-4, rtol=0)
     assert adapted.y_loc.item() == pytest.approx(np.log(2.0), abs=1e-4)
     np.testing.assert_allclose(trainer.predict(rest), trainer.data.target[rest], rtol=1e-4)
     # adapting the blend again blends its base, not a blend of a blend
-    again, _ = adapt(trainer, adapted, shots, {"params": "reference"})
+    again = adapt(trainer, adapted, shots, {"params": "reference"}).model
     assert again.base is model
 
 
@@ -231,13 +231,62 @@ def test_reference_recipe_falls_back_to_the_own_card_when_no_column_fits() -> No
     trainer, model, shots, rest = _reference_setup("ledgformer")
     own = trainer.predict(rest)
     trainer.data.target[shots] = 3.0
-    adapted, _ = adapt(trainer, model, shots, {"params": "reference"})
+    adapted = adapt(trainer, model, shots, {"params": "reference"}).model
     assert adapted.mix.tolist() == [0.0, 1.0]
     shift = np.log(3.0) - np.mean(np.log(Trainer(model, trainer.data, TCFG).predict(shots)))
     np.testing.assert_allclose(trainer.predict(rest), own * np.exp(shift), rtol=1e-5)
     trainer.data.split_json = "{}"
     with pytest.raises(LedgformerError, match="params=reference blends the training devices"):
         adapt(trainer, model, shots, {"params": "reference"})
+
+
+def _out_of_fold_error(trainer: Trainer, model: torch.nn.Module, shots: np.ndarray, recipe: dict) -> float:
+    """The 2-fold out-of-fold log-latency squared error of one recipe, each fold adapting a copy."""
+    y = np.log(trainer.data.target[shots])
+    err = 0.0
+    for held in np.array_split(np.random.default_rng(trainer.seed).permutation(len(shots)), 2):
+        t = Trainer(copy.deepcopy(model), trainer.data, TCFG, seed=trainer.seed)
+        adapt(t, t.model, shots[np.setdiff1d(np.arange(len(shots)), held)], recipe)
+        err += float(np.sum((np.log(t.predict(shots[held])) - y[held]) ** 2))
+    return err
+
+
+@pytest.mark.parametrize("reference_wins", [True, False])
+def test_a_params_list_is_chosen_by_cross_validation(reference_wins: bool) -> None:
+    """params: [all, reference] with keep [0, 0.5]: the device takes whichever of the three recipes
+    has the lowest out-of-fold error on its K samples, then that recipe on all K. A device that is
+    2x a training device takes the blend; one whose latencies no training device explains (a
+    function of the graph unrelated to the predictions) takes a fine-tuned model."""
+    trainer, model, shots, rest = _reference_setup("ledgformer")
+    if not reference_wins:
+        trainer.data.target[:] = np.exp(np.sin(7.0 * np.arange(trainer.data.target.size)))
+    recipe = {"steps": 20, "lr": 0.01}
+    candidates = [{**recipe, "params": "all", "keep": 0.0}, {**recipe, "params": "all", "keep": 0.5},
+                  {"params": "reference"}]
+    errors = [_out_of_fold_error(trainer, model, shots, c) for c in candidates]
+    want = candidates[int(np.argmin(errors))]
+    assert (want["params"] == "reference") == reference_wins
+    alone = Trainer(copy.deepcopy(model), trainer.data, TCFG, seed=0)
+    adapt(alone, alone.model, shots, want)
+    chosen = adapt(trainer, model, shots, {**recipe, "params": ["all", "reference"], "keep": [0.0, 0.5]})
+    assert chosen.params == want["params"]
+    assert chosen.keep == (None if reference_wins else want["keep"])
+    assert isinstance(chosen.model, ReferenceBlend) == reference_wins
+    np.testing.assert_allclose(trainer.predict(rest), alone.predict(rest), rtol=1e-5)
+
+
+def test_a_params_list_is_checked() -> None:
+    ft = finetune_settings({"finetune": {"params": ["all", "reference"], "keep": [0, 0.5]}})
+    assert ft["params"] == ["all", "reference"] and ft["keep"] == [0.0, 0.5]
+    assert finetune_settings({}, params=["scale"])["params"] == "scale"  # one value: fixed
+    with pytest.raises(ConfigError, match="params must be one of"):
+        finetune_settings({}, params=["all", "everything"])
+    with pytest.raises(ConfigError, match="params must be one of"):
+        finetune_settings({}, params=["all", "all"])
+    with pytest.raises(ConfigError, match="trains none"):
+        finetune_settings({}, params=["scale", "reference"], keep=0.5)
+    with pytest.raises(ConfigError, match="folds must be >= 2"):
+        finetune_settings({}, params=["all", "reference"], folds=1)
 
 
 def test_few_shot_on_valid_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

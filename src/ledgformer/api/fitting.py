@@ -103,8 +103,8 @@ def adapt_model(model: torch.nn.Module, feat: Featurizer, refs: Sequence[ModelRe
     recipe: ``config``'s ``finetune`` section, ``recipe`` overriding its keys; ``references``: the
     cards ``params: reference`` mixes (the predictor's training devices). Returns (the adapted model:
     ``model``, changed in place, or a blend around it; what was done: K, the recipe, the ``keep``
-    the samples chose, the MAPE on the samples before and after (in-sample: it shows the fit, not
-    the error on other networks))."""
+    (and, for a list of ``params``, the ``params``) the samples chose, the MAPE on the samples
+    before and after (in-sample: it shows the fit, not the error on other networks))."""
     from ledgformer.api.inputs import resolve_cards
     from ledgformer.train.config import DEFAULTS, finetune_settings, merge
     from ledgformer.train.finetune import adapt
@@ -115,7 +115,7 @@ def adapt_model(model: torch.nn.Module, feat: Featurizer, refs: Sequence[ModelRe
     if len(refs) < 2:
         raise LedgformerError("adapt: need at least 2 measured networks")
     mixed = None
-    if ft["params"] == "reference":
+    if "reference" in (ft["params"] if isinstance(ft["params"], list) else [ft["params"]]):
         if not references:
             raise LedgformerError("adapt: params=reference mixes the predictor's training devices, but "
                                   "this predictor records none (Predictor.devices['train'])")
@@ -129,7 +129,7 @@ def adapt_model(model: torch.nn.Module, feat: Featurizer, refs: Sequence[ModelRe
 
     before = mape(y[idx], trainer.predict(idx))
     original = copy.deepcopy(model.state_dict())
-    adapted, chosen = adapt(trainer, model, idx, ft, mixed)
+    adapted, chosen, chosen_params = adapt(trainer, model, idx, ft, mixed)
     pred = trainer.predict(idx)
     if not np.all(np.isfinite(pred)):  # diverged: give the user back the predictor they had
         model.load_state_dict(original)
@@ -137,6 +137,7 @@ def adapt_model(model: torch.nn.Module, feat: Featurizer, refs: Sequence[ModelRe
                               f"(recipe {dict(ft)}); the weights were left as they were. Try a lower "
                               "finetune lr, fewer steps or params=scale")
     return adapted, {"hardware": card.name, "n": len(refs), "recipe": ft, "keep": chosen,
+                     **({} if chosen_params is None else {"params": chosen_params}),
                      "sample_mape_before": before, "sample_mape_after": mape(y[idx], pred)}
 
 

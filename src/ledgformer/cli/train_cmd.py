@@ -59,11 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--steps", type=int, default=None,
                    help="fine-tuning steps (default: the checkpoint config's finetune.steps)")
     f.add_argument("--lr", type=float, default=None, help="(default: the checkpoint config's finetune.lr)")
-    f.add_argument("--params", default=None, choices=FINETUNE_PARAMS,
+    f.add_argument("--params", default=None, choices=FINETUNE_PARAMS, nargs="+",
                    help="what is trained: all weights, readout (card token + heads), roofline (its "
                    "throughputs), scale (log-latency scale + shift: keeps the ranking exactly; use "
                    "--lr 0.05 --keep 0), reference (no weight moves: a fitted mix of the predictions "
-                   "on the training devices' cards and the device's own; use --keep 0) "
+                   "on the training devices' cards and the device's own; use --keep 0); several "
+                   "values: the K samples choose one (with --keep's values) by cross-validation "
                    "(default: the checkpoint config's finetune.params)")
     f.add_argument("--keep", type=float, nargs="+", default=None,
                    help="share of the zero-shot weights kept, 0 <= keep < 1; several values: the K "
@@ -111,7 +112,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     metrics = finetune_checkpoint(args.checkpoint, args.device, shots, steps=args.steps, lr=args.lr,
                                   params=args.params, keep=args.keep, seed=args.seed, out=args.out,
                                   data_root=args.data_root)
-    print(json.dumps({k: round(float(v), 4) for k, v in metrics.items() if v is not None}, indent=1))
+    print(json.dumps({k: v if isinstance(v, str) else round(float(v), 4)
+                      for k, v in metrics.items() if v is not None}, indent=1))
     return 0
 
 

@@ -110,7 +110,8 @@ DEFAULTS: dict[str, Any] = {
         "loss": "mse",  # mse (log latency) | mse+rank (plus rank_weight x the pairwise rank loss)
         "rank_weight": 1.0,
         "params": "all",  # all | readout (card token + heads) | roofline (throughputs P, B, overhead O)
-        # | scale (log-latency scale + shift) | reference (a fitted mix of the training devices' predictions)
+        # | scale (log-latency scale + shift) | reference (a fitted mix of the training devices' predictions).
+        # A list: each device chooses among them (and the keep values) by cross-validation on its K samples
         # share of the zero-shot weights kept after fine-tuning (weight-space ensembling, WiSE-FT):
         # weights = keep * before + (1 - keep) * after; 0: the fine-tuned weights as they are.
         # A list: each device chooses among them by cross-validation on its own K samples
@@ -121,6 +122,8 @@ DEFAULTS: dict[str, Any] = {
 
 FINETUNE_LOSSES = ("mse", "mse+rank")
 FINETUNE_PARAMS = ("all", "readout", "roofline", "scale", "reference")
+#: ``finetune.params`` values that move no weight (``keep`` does not apply to them)
+UNTRAINED_PARAMS = ("scale", "reference")
 
 
 class ConfigError(LedgformerError, ValueError):
@@ -195,15 +198,21 @@ def finetune_settings(cfg: Mapping[str, Any], **overrides: Any) -> dict[str, Any
     ft = merge(DEFAULTS["finetune"], cfg.get("finetune") or {})
     ft.update({k: v for k, v in overrides.items() if v is not None})
     _check(ft, DEFAULTS["finetune"], "finetune.")
-    for key, allowed in (("loss", FINETUNE_LOSSES), ("params", FINETUNE_PARAMS)):
-        if ft[key] not in allowed:
-            raise ConfigError(f"finetune.{key} must be one of {', '.join(allowed)}, got {ft[key]!r}")
-    if isinstance(ft["keep"], (list, tuple)) and len(ft["keep"]) == 1:
-        ft["keep"] = ft["keep"][0]  # one value: a fixed keep, nothing to choose
+    for key in ("keep", "params"):
+        if isinstance(ft[key], (list, tuple)) and len(ft[key]) == 1:
+            ft[key] = ft[key][0]  # one value: fixed, nothing to choose
+    params = list(ft["params"]) if isinstance(ft["params"], (list, tuple)) else [ft["params"]]
+    if ft["loss"] not in FINETUNE_LOSSES:
+        raise ConfigError(f"finetune.loss must be one of {', '.join(FINETUNE_LOSSES)}, got {ft['loss']!r}")
+    if not params or not all(isinstance(p, str) and p in FINETUNE_PARAMS for p in params) \
+            or len(set(params)) < len(params):
+        raise ConfigError(f"finetune.params must be one of {', '.join(FINETUNE_PARAMS)} (or a list of "
+                          f"distinct such), got {ft['params']!r}")
     several = isinstance(ft["keep"], (list, tuple))
     try:
         out = {"steps": int(ft["steps"]), "lr": float(ft["lr"]), "weight_decay": float(ft["weight_decay"]),
-               "loss": ft["loss"], "rank_weight": float(ft["rank_weight"]), "params": ft["params"],
+               "loss": ft["loss"], "rank_weight": float(ft["rank_weight"]),
+               "params": params if len(params) > 1 else params[0],
                "keep": [float(k) for k in ft["keep"]] if several else float(ft["keep"]),
                "folds": int(ft["folds"])}
     except (TypeError, ValueError) as err:
@@ -213,12 +222,12 @@ def finetune_settings(cfg: Mapping[str, Any], **overrides: Any) -> dict[str, Any
     if not keeps or not all(0.0 <= k < 1.0 for k in keeps):
         raise ConfigError(f"finetune.keep must be in [0, 1) (or a non-empty list of such), "
                           f"got {ft['keep']!r}")
-    if any(keeps) and out["params"] in ("scale", "reference"):
+    if any(keeps) and all(p in UNTRAINED_PARAMS for p in params):
         raise ConfigError(f"finetune.keep applies to trained weights; params={out['params']} trains none "
                           "(set keep: 0)")
-    if several and out["folds"] < 2:
-        raise ConfigError(f"finetune.folds must be >= 2 to choose among keep {out['keep']}, "
-                          f"got {out['folds']}")
+    if (several or len(params) > 1) and out["folds"] < 2:
+        raise ConfigError(f"finetune.folds must be >= 2 to choose among params {out['params']} / keep "
+                          f"{out['keep']}, got {out['folds']}")
     if out["steps"] < 0 or out["lr"] <= 0:
         raise ConfigError(f"finetune: steps must be >= 0 and lr > 0, got {out['steps']} and {out['lr']}")
     return out
@@ -293,6 +302,6 @@ def save_config(cfg: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
-__all__ = ["DEFAULTS", "FINETUNE_LOSSES", "FINETUNE_PARAMS", "ConfigError", "apply_overrides",
-           "ensemble_members", "finetune_settings", "load_config", "merge", "read_yaml_mapping",
-           "save_config"]
+__all__ = ["DEFAULTS", "FINETUNE_LOSSES", "FINETUNE_PARAMS", "UNTRAINED_PARAMS", "ConfigError",
+           "apply_overrides", "ensemble_members", "finetune_settings", "load_config", "merge",
+           "read_yaml_mapping", "save_config"]

@@ -22,7 +22,7 @@ from ledgformer.errors import LedgformerError
 from ledgformer.model.features import HardwareBatch
 from ledgformer.model.reference import ReferenceBlend, adapted_spec
 from ledgformer.train.checkpoint import build_model, read_checkpoint, save_checkpoint
-from ledgformer.train.config import DEFAULTS, finetune_settings, merge
+from ledgformer.train.config import DEFAULTS, UNTRAINED_PARAMS, finetune_settings, merge
 from ledgformer.train.tasks import TaskData, build_task
 from ledgformer.train.trainer import Trainer, pairwise_rank_loss, set_seed
 
@@ -118,11 +118,13 @@ def _fit_scale(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, y: tor
 
 class Adapted(NamedTuple):
     """What :func:`adapt` made: the adapted model (``model`` itself, or for ``params: reference`` a
-    :class:`~ledgformer.model.reference.ReferenceBlend` around it) and the ``keep`` the K samples
-    chose (None: no choice was made)."""
+    :class:`~ledgformer.model.reference.ReferenceBlend` around it), the ``keep`` the K samples chose
+    (None: no choice among keep values was made, or the chosen ``params`` trains no weight) and the
+    ``params`` they chose (None: ``params`` was not a list)."""
 
     model: torch.nn.Module
     keep: float | None
+    params: str | None = None
 
 
 def adapt(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, settings: dict[str, Any] | None = None,
@@ -140,8 +142,9 @@ def adapt(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, settings: d
     ``keep`` > 0 then pulls the trained weights back towards the zero-shot ones (WiSE-FT: K samples
     say where the device differs, the zero-shot weights what the training devices agree on) and
     refits the output scale and shift on the K samples (:data:`RESCALE`), since the level of
-    interpolated weights is neither model's. A list of ``keep`` values: the device's own K samples
-    choose one (:func:`_choose_keep`). ``trainer`` then predicts with the adapted model.
+    interpolated weights is neither model's. A list of ``keep`` values, or of ``params`` values: the
+    device's own K samples choose one recipe among them (:func:`_choose`). ``trainer`` then predicts
+    with the adapted model.
     """
     if trainer.closed_form:  # FLOPs scale / GBDT: refit on the K samples of this device
         trainer.data.parts["train"] = idx
@@ -149,19 +152,32 @@ def adapt(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, settings: d
         return Adapted(model, None)
     ft = finetune_settings({"finetune": settings or {}})
     y = torch.as_tensor(np.log(trainer.data.target[idx]), dtype=torch.float32, device=trainer.device)
+    several_params, several_keep = isinstance(ft["params"], list), isinstance(ft["keep"], list)
+    if "reference" in (ft["params"] if several_params else [ft["params"]]):
+        references = references or training_references(trainer.data)
+    if several_params or several_keep:
+        params, keep = _choose(trainer, model, idx, y, ft, references)
+        ft = {**ft, "params": params, "keep": keep}
+    adapted = _adapt_one(trainer, model, idx, y, ft, references)
+    chosen_keep = ft["keep"] if several_keep and ft["params"] not in UNTRAINED_PARAMS else None
+    return Adapted(adapted, chosen_keep, ft["params"] if several_params else None)
+
+
+def _adapt_one(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, y: torch.Tensor,
+               ft: dict[str, Any], references: tuple[list[str], HardwareBatch] | None) -> torch.nn.Module:
+    """One recipe (a single ``params`` and ``keep``); ``trainer`` then predicts with its result."""
     if ft["params"] == "reference":
-        refs = references or training_references(trainer.data)
-        return Adapted(_fit_reference(trainer, model, idx, y, refs), None)
+        blend = _fit_reference(trainer, model, idx, y, references)
+        trainer.use_model(blend)
+        return blend
     if ft["params"] == "scale":
         _fit_scale(trainer, model, idx, y, ft)
-        return Adapted(model, None)
-    chosen = _choose_keep(trainer, model, idx, y, ft) if isinstance(ft["keep"], list) else None
-    keep = ft["keep"] if chosen is None else chosen
-    zero_shot = copy.deepcopy(model) if keep else None
+        return model
+    zero_shot = copy.deepcopy(model) if ft["keep"] else None
     _train(trainer, model, idx, y, ft)
     if zero_shot is not None:
-        _blend(model, zero_shot, keep, trainer, idx, y, ft)
-    return Adapted(model, chosen)
+        _blend(model, zero_shot, ft["keep"], trainer, idx, y, ft)
+    return model
 
 
 def training_references(data: TaskData) -> tuple[list[str], HardwareBatch]:
@@ -190,7 +206,6 @@ def _fit_reference(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, y:
     with torch.no_grad():
         blend.mix.copy_(torch.as_tensor(w))
         blend.set_target_stats(b, 1.0)
-    trainer.use_model(blend)
     return blend
 
 
@@ -234,31 +249,50 @@ def _blend(model: torch.nn.Module, zero_shot: torch.nn.Module, keep: float, trai
     _fit_scale(trainer, model, idx, y, {**ft, **RESCALE})
 
 
-def _choose_keep(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, y: torch.Tensor,
-                 ft: dict[str, Any]) -> float:
-    """The ``keep`` (of the list ``ft["keep"]``) with the lowest out-of-fold log-latency squared error
-    on the K samples: ``ft["folds"]``-fold cross-validation, each fold's model fine-tuned on the other
-    folds (one fine-tuning per fold serves every ``keep``). A device whose zero-shot ranking its K
-    samples contradict moves to the fine-tuned weights; one they confirm keeps more of the zero-shot
-    weights, without a validation device having to stand in for it."""
+def _candidates(ft: dict[str, Any]) -> list[tuple[str, float]]:
+    """The (params, keep) recipes a device chooses among: every listed ``params`` that trains weights
+    with every ``keep``, and each one that trains none (scale, reference) once, with keep 0."""
+    params = ft["params"] if isinstance(ft["params"], list) else [ft["params"]]
+    keeps = ft["keep"] if isinstance(ft["keep"], list) else [ft["keep"]]
+    return [(p, k) for p in params for k in ([0.0] if p in UNTRAINED_PARAMS else keeps)]
+
+
+def _choose(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, y: torch.Tensor, ft: dict[str, Any],
+            references: tuple[list[str], HardwareBatch] | None) -> tuple[str, float]:
+    """The recipe (of :func:`_candidates`) with the lowest out-of-fold log-latency squared error on the
+    K samples: ``ft["folds"]``-fold cross-validation, each fold's model adapted on the other folds
+    (one fine-tuning per fold and trained ``params`` serves every ``keep``). A device whose zero-shot
+    ranking its K samples contradict moves to the fine-tuned weights; one they confirm keeps more of
+    the zero-shot weights; one that a mix of the training devices explains takes the reference
+    blend, without a validation device having to stand in for it. Ties go to the earlier recipe."""
     if len(idx) < ft["folds"]:
-        raise LedgformerError(f"finetune.keep {ft['keep']}: choosing by {ft['folds']}-fold cross-validation "
-                              f"needs at least {ft['folds']} samples, got K = {len(idx)}")
+        raise LedgformerError(f"finetune params {ft['params']} / keep {ft['keep']}: choosing by "
+                              f"{ft['folds']}-fold cross-validation needs at least {ft['folds']} samples, "
+                              f"got K = {len(idx)}")
+    candidates = _candidates(ft)
     folds = np.array_split(np.random.default_rng(trainer.seed).permutation(len(idx)), ft["folds"])
-    err = np.zeros(len(ft["keep"]))
+    err = np.zeros(len(candidates))
     for held in folds:
         fit = np.setdiff1d(np.arange(len(idx)), held)
-        tuned = copy.deepcopy(model)
-        _train(trainer, tuned, idx[fit], y[fit], ft)
-        for j, keep in enumerate(ft["keep"]):
-            m = tuned
-            if keep:
-                m = copy.deepcopy(tuned)
-                _blend(m, model, keep, trainer, idx[fit], y[fit], ft)
+        tuned: dict[str, torch.nn.Module] = {}
+        for j, (params, keep) in enumerate(candidates):
+            if params == "reference":
+                m = _fit_reference(trainer, model, idx[fit], y[fit], references)
+            elif params == "scale":
+                m = copy.deepcopy(model)
+                _fit_scale(trainer, m, idx[fit], y[fit], ft)
+            else:
+                if params not in tuned:
+                    tuned[params] = copy.deepcopy(model)
+                    _train(trainer, tuned[params], idx[fit], y[fit], {**ft, "params": params})
+                m = tuned[params]
+                if keep:
+                    m = copy.deepcopy(m)
+                    _blend(m, model, keep, trainer, idx[fit], y[fit], ft)
             m.eval()
             with torch.no_grad():
                 err[j] += float((trainer._forward(idx[held], m).float() - y[held]).pow(2).sum())
-    return ft["keep"][int(np.argmin(err))]
+    return candidates[int(np.argmin(err))]
 
 
 class KShotTask(NamedTuple):
@@ -333,17 +367,25 @@ def few_shot_metrics(path: str | Path, shots: list[int], *, seed: int = 0, data_
             data.parts = {**parts, "test": scored[data.device_row[scored] == d]}
             model = copy.deepcopy(task.model)
             trainer = Trainer(model, data, task.cfg["train"], seed=seed)
-            chosen = adapt(trainer, model, task.shots_of(d), ft).keep
+            adapted = adapt(trainer, model, task.shots_of(d), ft)
             m, _ = trainer.evaluate(("test",))
             dev = device_key(data.devices[d])
             per[dev] = {name: float(m[f"test.{name}"])
                         for name in ("spearman", "kendall_tau", "mape", "acc@10%")}
             out.update({f"{prefix}k{k}.per_device.{dev}.{name}": v for name, v in per[dev].items()})
-            if chosen is not None:  # the keep this device's K samples chose
-                out[f"{prefix}k{k}.per_device.{dev}.keep"] = chosen
+            out.update(_choice_metrics(adapted, ft, f"{prefix}k{k}.per_device.{dev}."))
         out[f"{prefix}k{k}.mean_device_spearman"] = float(np.mean([p["spearman"] for p in per.values()]))
         for name in ("kendall_tau", "mape", "acc@10%"):
             out[f"{prefix}k{k}.{name}"] = float(np.mean([p[name] for p in per.values()]))
+    return out
+
+
+def _choice_metrics(adapted: Adapted, ft: dict[str, Any], prefix: str) -> dict[str, float]:
+    """What a device's K samples chose, as numbers (means over seeds are shares): ``keep`` (the
+    chosen keep) and, for a list of ``params``, ``params.<name>`` (1 for the chosen one, else 0)."""
+    out = {} if adapted.keep is None else {f"{prefix}keep": adapted.keep}
+    if adapted.params is not None:
+        out.update({f"{prefix}params.{p}": float(p == adapted.params) for p in ft["params"]})
     return out
 
 
@@ -364,12 +406,14 @@ def finetune_checkpoint(path: str | Path, device: str, shots: int, *, seed: int 
     result: dict[str, Any] = {"shots": shots, "zero_shot_spearman": before["test.spearman"],
                               "zero_shot_mape": before["test.mape"]}
     if shots > 0:
-        model, chosen = adapt(trainer, model, data.parts["shots"], ft)
+        model, chosen, chosen_params = adapt(trainer, model, data.parts["shots"], ft)
         after, _ = trainer.evaluate(("test",))
         result.update(spearman=after["test.spearman"], mape=after["test.mape"],
                       kendall_tau=after["test.kendall_tau"], **{"acc@10%": after["test.acc@10%"]})
         if chosen is not None:
             result["keep"] = chosen
+        if chosen_params is not None:
+            result["params"] = chosen_params
         if out:
             name, model_config = adapted_spec(model, ckpt["model_name"], ckpt["model_config"])
             save_checkpoint(Path(out) / "model.pt", model, config=cfg, model_name=name,
