@@ -233,6 +233,9 @@ def test_few_shot_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     def task(cfg: dict):
         data = synthetic_task("latency")
         data.devices = ["help/1080ti_1", "help/raspi4"]
+        # as a HELP task does: the split names its training devices (the config's K-shot recipe,
+        # params: reference, mixes them)
+        data.split_json = '{"devices": {"train": ["help/1080ti_1"], "test": ["help/raspi4"]}}'
         train = data.parts["train"]
         data.parts["shots"] = np.concatenate([train[data.device_row[train] == d][:3] for d in (0, 1)])
         return data
