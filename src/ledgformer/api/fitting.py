@@ -106,7 +106,7 @@ def adapt_model(model: torch.nn.Module, feat: Featurizer, refs: Sequence[ModelRe
     (and, for a list of ``params``, the ``params``) the samples chose, the MAPE on the samples
     before and after (in-sample: it shows the fit, not the error on other networks))."""
     from ledgformer.api.inputs import resolve_cards
-    from ledgformer.train.config import DEFAULTS, finetune_settings, merge
+    from ledgformer.train.config import DEFAULTS, finetune_params, finetune_settings, merge
     from ledgformer.train.finetune import adapt
     from ledgformer.train.metrics import mape
     from ledgformer.train.trainer import Trainer, set_seed
@@ -115,7 +115,7 @@ def adapt_model(model: torch.nn.Module, feat: Featurizer, refs: Sequence[ModelRe
     if len(refs) < 2:
         raise LedgformerError("adapt: need at least 2 measured networks")
     mixed = None
-    if "reference" in (ft["params"] if isinstance(ft["params"], list) else [ft["params"]]):
+    if "reference" in finetune_params(ft):
         if not references:
             raise LedgformerError("adapt: params=reference mixes the predictor's training devices, but "
                                   "this predictor records none (Predictor.devices['train'])")

@@ -192,6 +192,11 @@ def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
+def finetune_params(ft: Mapping[str, Any]) -> list[str]:
+    """The ``params`` values of a checked ``finetune`` section as a list (one, or those to choose among)."""
+    return list(ft["params"]) if isinstance(ft["params"], list) else [ft["params"]]
+
+
 def finetune_settings(cfg: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
     """A run config's ``finetune`` section (defaults for configs that predate it) with the
     non-None ``overrides`` applied, checked: values are typed, a bad loss or mode names itself."""
@@ -303,5 +308,5 @@ def save_config(cfg: Mapping[str, Any], path: str | Path) -> Path:
 
 
 __all__ = ["DEFAULTS", "FINETUNE_LOSSES", "FINETUNE_PARAMS", "UNTRAINED_PARAMS", "ConfigError",
-           "apply_overrides", "ensemble_members", "finetune_settings", "load_config", "merge",
-           "read_yaml_mapping", "save_config"]
+           "apply_overrides", "ensemble_members", "finetune_params", "finetune_settings", "load_config",
+           "merge", "read_yaml_mapping", "save_config"]

@@ -22,7 +22,7 @@ from ledgformer.errors import LedgformerError
 from ledgformer.model.features import HardwareBatch
 from ledgformer.model.reference import ReferenceBlend, adapted_spec
 from ledgformer.train.checkpoint import build_model, read_checkpoint, save_checkpoint
-from ledgformer.train.config import DEFAULTS, UNTRAINED_PARAMS, finetune_settings, merge
+from ledgformer.train.config import DEFAULTS, UNTRAINED_PARAMS, finetune_params, finetune_settings, merge
 from ledgformer.train.tasks import TaskData, build_task
 from ledgformer.train.trainer import Trainer, pairwise_rank_loss, set_seed
 
@@ -153,7 +153,7 @@ def adapt(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, settings: d
     ft = finetune_settings({"finetune": settings or {}})
     y = torch.as_tensor(np.log(trainer.data.target[idx]), dtype=torch.float32, device=trainer.device)
     several_params, several_keep = isinstance(ft["params"], list), isinstance(ft["keep"], list)
-    if "reference" in (ft["params"] if several_params else [ft["params"]]):
+    if "reference" in finetune_params(ft):
         references = references or training_references(trainer.data)
     if several_params or several_keep:
         params, keep = _choose(trainer, model, idx, y, ft, references)
@@ -252,9 +252,8 @@ def _blend(model: torch.nn.Module, zero_shot: torch.nn.Module, keep: float, trai
 def _candidates(ft: dict[str, Any]) -> list[tuple[str, float]]:
     """The (params, keep) recipes a device chooses among: every listed ``params`` that trains weights
     with every ``keep``, and each one that trains none (scale, reference) once, with keep 0."""
-    params = ft["params"] if isinstance(ft["params"], list) else [ft["params"]]
     keeps = ft["keep"] if isinstance(ft["keep"], list) else [ft["keep"]]
-    return [(p, k) for p in params for k in ([0.0] if p in UNTRAINED_PARAMS else keeps)]
+    return [(p, k) for p in finetune_params(ft) for k in ([0.0] if p in UNTRAINED_PARAMS else keeps)]
 
 
 def _choose(trainer: Trainer, model: torch.nn.Module, idx: np.ndarray, y: torch.Tensor, ft: dict[str, Any],
