@@ -27,8 +27,9 @@ import json
 import numpy as np
 import torch
 
-from ledgformer.train.finetune import KShotTask, kshot_task, reference_mix
+from ledgformer.train.finetune import KShotTask, kshot_task
 from ledgformer.train.metrics import device_key, mape, spearman
+from ledgformer.train.recipes import reference_mix
 from ledgformer.train.trainer import Trainer
 
 

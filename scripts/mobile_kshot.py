@@ -38,8 +38,9 @@ from help_consensus import write_report
 from ledgformer.train.bench import machine_info
 from ledgformer.train.checkpoint import read_checkpoint
 from ledgformer.train.config import DEFAULTS, finetune_settings, merge
-from ledgformer.train.finetune import adapt, restore
+from ledgformer.train.finetune import restore
 from ledgformer.train.metrics import mape, spearman
+from ledgformer.train.recipes import adapt
 from ledgformer.train.report import error_bar_plot
 from ledgformer.train.trainer import Trainer
 

@@ -452,15 +452,15 @@ def test_adapt_by_reference_mixes_the_training_devices(tmp_path: Path) -> None:
 def test_adapt_that_diverges_raises_and_keeps_the_weights(monkeypatch: pytest.MonkeyPatch) -> None:
     """A fine-tuning that ends in non-finite predictions is an error naming the device, and the
     predictor keeps the weights it had (adapt works in place)."""
-    import ledgformer.train.finetune as finetune
+    import ledgformer.train.recipes as recipes
 
     def diverge(trainer: Any, model: torch.nn.Module, idx: Any, settings: Any, references: Any) -> Any:
         with torch.no_grad():
             for w in model.parameters():
                 w.fill_(float("nan"))
-        return finetune.Adapted(model, None)
+        return recipes.Adapted(model, None)
 
-    monkeypatch.setattr(finetune, "adapt", diverge)
+    monkeypatch.setattr(recipes, "adapt", diverge)
     archs = nb201.all_arch_strings()[:6]
     p = latency_predictor()
     before = {k: v.clone() for k, v in p.model.state_dict().items()}

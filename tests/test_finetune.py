@@ -15,7 +15,8 @@ from ledgformer.model.reference import ReferenceBlend
 from ledgformer.model.registry import create_model
 from ledgformer.train.checkpoint import read_checkpoint, save_checkpoint
 from ledgformer.train.config import DEFAULTS, ConfigError, finetune_settings, load_config
-from ledgformer.train.finetune import READOUT_PARAMS, ROOFLINE_PARAMS, adapt, few_shot_metrics, kshot_task
+from ledgformer.train.finetune import few_shot_metrics, kshot_task
+from ledgformer.train.recipes import READOUT_PARAMS, ROOFLINE_PARAMS, adapt
 from ledgformer.train.trainer import Trainer, model_kwargs
 from test_trainer import SMALL, TCFG, synthetic_task
 

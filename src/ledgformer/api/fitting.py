@@ -1,5 +1,5 @@
 """``Predictor.fit`` / ``adapt``: user (arch, target[, card]) examples -> a ``TaskData`` -> the
-shared Trainer, or the K-shot recipe of ``ledgformer.train.finetune``.
+shared Trainer, or the K-shot recipe of ``ledgformer.train.recipes``.
 
 The same training loop as ``ledgformer train`` (AdamW, warm-up + cosine, selection on a held-out
 part), so a model fitted from Python behaves like one trained from a config; and the same K-shot
@@ -107,8 +107,8 @@ def adapt_model(model: torch.nn.Module, feat: Featurizer, refs: Sequence[ModelRe
     before and after (in-sample: it shows the fit, not the error on other networks))."""
     from ledgformer.api.inputs import resolve_cards
     from ledgformer.train.config import DEFAULTS, finetune_params, finetune_settings, merge
-    from ledgformer.train.finetune import adapt
     from ledgformer.train.metrics import mape
+    from ledgformer.train.recipes import adapt
     from ledgformer.train.trainer import Trainer, set_seed
 
     ft = finetune_settings(config, **recipe)  # a bad key or value: a ConfigError naming it

@@ -1,6 +1,6 @@
 """``reference-blend``: a latency model adapted to one device as a mix of devices it knows.
 
-K-shot recipe ``finetune.params: reference`` (``ledgformer.train.finetune``): a new device is
+K-shot recipe ``finetune.params: reference`` (``ledgformer.train.recipes``): a new device is
 often close to a mix of the training devices (a TITAN RTX at batch 256 to a 1080 Ti at batch 256),
 and the trained model ranks those well. So no weight moves: the base model predicts the graph on
 each reference card (the training devices') and on the device's own card, and the device's log
