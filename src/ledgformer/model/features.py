@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
 
+from ledgformer.errors import LedgformerError
 from ledgformer.graph.ir import ArchGraph, Node
 from ledgformer.graph.ops import OP_TYPES, op_index
 
@@ -123,6 +124,8 @@ class GraphTensors:
     text_ids: np.ndarray  # [n] int64
     rel: np.ndarray  # [n, n] int8
     glob: np.ndarray  # [len(GRAPH_FEATURES)] float32
+    #: graph-level inputs from outside the graph (zero-cost proxies, ``data.proxies``), [P] float32
+    extra: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     def __len__(self) -> int:
         return len(self.op)
@@ -130,7 +133,8 @@ class GraphTensors:
     def permuted(self, perm: Sequence[int]) -> GraphTensors:
         """The same graph with its nodes listed in ``perm`` order (for invariance checks)."""
         p = np.asarray(perm)
-        return GraphTensors(self.op[p], self.num[p], self.text_ids[p], self.rel[np.ix_(p, p)], self.glob)
+        return GraphTensors(self.op[p], self.num[p], self.text_ids[p], self.rel[np.ix_(p, p)], self.glob,
+                            self.extra)
 
 
 class TextTable:
@@ -179,9 +183,11 @@ class Batch:
     mask: torch.Tensor  # [B, N] bool
     glob: torch.Tensor  # [B, G]
     text_table: torch.Tensor  # [V, D]
+    extra: torch.Tensor | None = None  # [B, P] (``GraphTensors.extra``), None when P = 0
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return Batch(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device)
+                        for f in fields(self)})
 
     def __len__(self) -> int:
         return self.op.shape[0]
@@ -189,7 +195,7 @@ class Batch:
     def index(self, rows: torch.Tensor) -> Batch:
         """Rows ``rows`` of the batch (repeats allowed); the text table is shared."""
         return Batch(self.op[rows], self.num[rows], self.text_ids[rows], self.rel[rows], self.mask[rows],
-                     self.glob[rows], self.text_table)
+                     self.glob[rows], self.text_table, None if self.extra is None else self.extra[rows])
 
 
 @dataclass
@@ -218,8 +224,13 @@ def collate(items: Sequence[GraphTensors], text_table: torch.Tensor) -> Batch:
         m = len(g)
         op[k, :m], tid[k, :m], num[k, :m], rel[k, :m, :m], mask[k, :m] = g.op, g.text_ids, g.num, g.rel, True
     glob = np.stack([g.glob for g in items])
+    n_extra = {len(g.extra) for g in items}
+    if len(n_extra) > 1:
+        raise LedgformerError(f"graphs with different numbers of proxy inputs in one batch: "
+                              f"{sorted(n_extra)}")
+    extra = torch.from_numpy(np.stack([g.extra for g in items])) if n_extra != {0} else None
     return Batch(torch.from_numpy(op), torch.from_numpy(num), torch.from_numpy(tid), torch.from_numpy(rel),
-                 torch.from_numpy(mask), torch.from_numpy(glob), text_table)
+                 torch.from_numpy(mask), torch.from_numpy(glob), text_table, extra)
 
 
 def hardware_tensors(cards: Sequence[str], encoder: str) -> HardwareBatch:

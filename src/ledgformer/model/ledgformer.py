@@ -162,6 +162,7 @@ class LeDGFormer(PredictorModel):
         self.glob_tok = nn.Parameter(torch.zeros(d))
         self.glob_mlp = mlp(len(GRAPH_FEATURES), d, d)
         self.totals_mlp = mlp(op_totals_dim(), d, d) if cfg.op_totals else None
+        self.extra_mlp = mlp(cfg.n_extra, d, d) if cfg.n_extra else None
         self.has_hw = cfg.use_hardware
         if self.has_hw:
             self.hw_tok = nn.Parameter(torch.zeros(d))
@@ -244,6 +245,12 @@ class LeDGFormer(PredictorModel):
         glob = self.glob_tok + self.glob_mlp(batch.glob)
         if self.totals_mlp is not None:
             glob = glob + self.totals_mlp(op_totals(batch))
+        if self.extra_mlp is not None:
+            if batch.extra is None or batch.extra.shape[1] != self.config.n_extra:
+                got = 0 if batch.extra is None else batch.extra.shape[1]
+                raise LedgformerError(f"this model reads {self.config.n_extra} proxy input(s) per graph "
+                                      f"(data.proxies), the batch has {got}")
+            glob = glob + self.extra_mlp(batch.extra)
         x = torch.cat([glob[:, None], self.node_tokens(batch)], 1)
         n_pre = self.config.n_layers - self.config.hw_layers if self.has_hw else self.config.n_layers
         if n_pre:

@@ -43,6 +43,9 @@ class LeDGFormerConfig:
     #: the global token also reads per-op-type counts and MACs / params / bytes totals (GBDT's
     #: inputs): whole-graph cost structure without asking the attention to count
     op_totals: bool = False
+    #: graph-level inputs from outside the graph (``data.proxies``: zero-cost proxies), fed to the
+    #: global token; set from the data by the trainer
+    n_extra: int = 0
     #: latency "sum" readout on a roofline prior: node i costs exp(score_i) x (MACs_i / P + bytes_i / B)
     #: with log P, log B read from the hardware token, and the prediction is the log of the sum in
     #: ms (plus a graph-level correction), so an untrained model already scales like MACs and bytes

@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
         # it compares choices that the valid split cannot (e.g. train.select, whose "best" valid
         # score is the max over evaluations). 0: none (the published protocol)
         "holdout": 0,
+        # NB201 accuracy: zero-cost proxies (spaces.proxies, e.g. [synflow]) the model reads as
+        # graph-level inputs beside its cell graph; computed from the arch alone, no training
+        "proxies": [],
         "train_devices": None,  # help-latency: default HELP's device split
         "valid_devices": None,
         "test_devices": None,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -106,11 +106,33 @@ def _with_holdout(split_json: str, parts: Mapping[str, np.ndarray]) -> str:
     return json.dumps(d, sort_keys=True)
 
 
+#: NB201 accuracy benchmarks -> (classes, input resolution) of the network their proxies score
+_PROXY_NETWORK = {"nb201-cifar10": (10, 32), "nb201-cifar100": (100, 32), "nb201-imagenet16": (120, 16)}
+
+
+def _with_proxies(items: list[GraphTensors], ids: Sequence[str], names: Sequence[str],
+                  benchmark: str) -> list[GraphTensors]:
+    """``items`` with the zero-cost proxies ``names`` of each arch (ids ``nb201/<index>``) as
+    ``extra``, scaled by 1/100 (log1p synflow is ~10-85)."""
+    from ledgformer.spaces.nb201 import all_arch_strings
+    from ledgformer.spaces.proxies import nb201_proxies
+
+    archs = all_arch_strings()
+    mine = [archs[int(i.rsplit("/", 1)[1])] for i in ids]
+    classes, res = _PROXY_NETWORK[benchmark]
+    vals = np.asarray(nb201_proxies(mine, names, classes, res), np.float32) / 100.0
+    return [replace(it, extra=v) for it, v in zip(items, vals, strict=True)]
+
+
 def accuracy_task(cfg: Mapping[str, Any], seed: int) -> TaskData:
     from ledgformer.data.registry import load_benchmark
     from ledgformer.data.splits import sample_split
 
     d = cfg["data"]
+    proxies = list(d["proxies"] or [])
+    if proxies and d["benchmark"] not in _PROXY_NETWORK:
+        raise LedgformerError(f"data.proxies: zero-cost proxies are defined for {sorted(_PROXY_NETWORK)}, "
+                              f"not for data.benchmark={d['benchmark']!r}")
     opts: dict[str, bool] = {}
     for key, default in (("live_cells", False), ("none_edges", True)):
         if bool(d[key]) != default:
@@ -137,13 +159,16 @@ def accuracy_task(cfg: Mapping[str, Any], seed: int) -> TaskData:
         parts["test"] = np.sort(parts["test"][pick[n_hold:]])
     ids = [r.graph_id for r in recs]
     items, table, enc_id = featurize([bench.graphs[g] for g in ids], cfg["features"]["encoder"])
+    if proxies:
+        items = _with_proxies(items, ids, proxies, str(d["benchmark"]))
     return TaskData(
         kind="accuracy", items=items, graph_ids=ids, text_table=table,
         graph_row=np.arange(len(recs)), device_row=np.full(len(recs), -1),
         target=np.asarray([r.target for r in recs], np.float64), devices=[], hw=None,
         parts=parts, encoder_id=enc_id,
         graph_macs=np.asarray([bench.graphs[g].macs for g in ids], np.float64),
-        data_version={**_version(bench, split.fingerprint()), **({"holdout": n_hold} if n_hold else {})},
+        data_version={**_version(bench, split.fingerprint()), **({"holdout": n_hold} if n_hold else {}),
+                      **({"proxies": proxies} if proxies else {})},
         split_json=_with_holdout(split.to_json(), parts),
     )
 

@@ -339,6 +339,9 @@ def model_kwargs(cfg: Mapping[str, Any], data: TaskData) -> tuple[str, dict[str,
     m.setdefault("use_hardware", data.hw is not None)
     if data.hw is not None:
         m["hw_text_dim"] = int(data.hw.text.shape[1])
+    n_extra = len(data.items[0].extra) if data.items else 0
+    if n_extra:  # only then, so models without proxy inputs keep their config keys
+        m["n_extra"] = n_extra
     return name, m
 
 
