@@ -111,3 +111,27 @@ def test_accuracy_task_attaches_synflow(data_root, tmp_path, monkeypatch) -> Non
     with pytest.raises(LedgformerError, match="zero-cost proxies are defined for"):
         accuracy_task(load_config(None, ["data.benchmark=nb101-cifar10", "data.proxies=[synflow]",
                                          f"data.data_root={data_root}"]), 0)
+
+
+def test_predictor_with_proxies_fits_predicts_and_round_trips(tmp_path, monkeypatch) -> None:
+    """Predictor.create(proxies=[...]) computes synflow for the archs it is given (fit and
+    predict), saves the proxies with its config, and refuses a model that is no NB201 arch."""
+    from ledgformer.api import Predictor
+    from ledgformer.graph.builder import GraphBuilder
+    from ledgformer.spaces.nb201 import all_arch_strings
+
+    monkeypatch.setenv("LEDGFORMER_CACHE", str(tmp_path / "cache"))
+    archs = all_arch_strings()[:16]
+    acc = [60.0 + i for i in range(16)]
+    pred = Predictor.create("ledgformer", task="accuracy", encoder="onehot", proxies=["synflow"],
+                            d_model=16, n_layers=1, n_heads=2)
+    pred.fit(archs, acc, epochs=2, batch_size=8, progress=False)
+    out = pred.predict(archs[:4])
+    pred.save(tmp_path / "p.pt")
+    back = Predictor.load(tmp_path / "p.pt")
+    assert np.allclose(back.predict(archs[:4]), out, atol=1e-5)
+    assert back.model.config.n_extra == 1
+    b = GraphBuilder()
+    b.linear(b.flatten(b.input((1, 8))), 2)
+    with pytest.raises(LedgformerError, match="not a NAS-Bench-201 arch"):
+        back.predict(b.build())

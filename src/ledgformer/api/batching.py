@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from ledgformer.api.inputs import ModelRef
 from ledgformer.embed import Encoder, embed_texts
+from ledgformer.errors import LedgformerError
 from ledgformer.graph.ir import ArchGraph
 from ledgformer.hardware import TEXT_VERSION, HardwareCard
 from ledgformer.model.encoding_cache import ALIAS_PREFIXES, EncodingStore, KeyIndex, model_key, to_half
@@ -45,10 +47,12 @@ from ledgformer.model.features import (
 class Featurizer:
     """Graphs -> ``GraphTensors`` over one text table; texts and cards embedded via the disk cache."""
 
-    def __init__(self, encoder: Encoder) -> None:
+    def __init__(self, encoder: Encoder, proxies: Sequence[str] = (), benchmark: str = "") -> None:
         from ledgformer.text.templates import TEMPLATE_VERSION
 
         self.encoder = encoder
+        #: zero-cost proxies the model reads (its run's ``data.proxies``) on ``benchmark``'s network
+        self.proxies, self.benchmark = list(proxies), benchmark
         self.texts = TextTable()
         self._namespace = f"tpl{TEMPLATE_VERSION}"  # the namespace training uses (TextTable)
         self._emb = np.zeros((0, encoder.dim), np.float32)
@@ -60,6 +64,20 @@ class Featurizer:
         from ledgformer.model.feature_cache import cached_graph_tensors
 
         return cached_graph_tensors(graphs, self.texts, progress=len(graphs) >= 2000, keys=keys)
+
+    def with_proxies(self, items: list[GraphTensors], refs: Sequence[ModelRef]) -> list[GraphTensors]:
+        """``items`` (of ``refs``) with the zero-cost proxy inputs the model reads, if any."""
+        if not self.proxies:
+            return items
+        from ledgformer.spaces.proxies import proxy_features
+
+        bad = [r.label for r in refs if r.arch is None]
+        if bad:
+            raise LedgformerError(f"this predictor reads the zero-cost proxies {self.proxies} of "
+                                  f"NAS-Bench-201 archs (its data.proxies); {bad[0]!r} is not a "
+                                  "NAS-Bench-201 arch string or NASLib tuple")
+        vals = proxy_features([str(r.arch) for r in refs], self.proxies, self.benchmark)
+        return [replace(it, extra=v) for it, v in zip(items, vals, strict=True)]
 
     def table(self) -> torch.Tensor:
         """Embeddings of every text seen so far ([V, D]); only new texts are looked up."""
@@ -171,7 +189,7 @@ class GraphStore:
                 chunk, graphs, gkeys = self._read_built(store, chunk, graphs, aliases)
                 if not chunk:
                     continue
-            items = self.feat.tensors(graphs, gkeys)
+            items = self.feat.with_proxies(self.feat.tensors(graphs, gkeys), chunk)
             table = self.feat.table()
             if self.mode == "tensors" or (self.mode == "state" and not self.late):
                 self.items.update((r.key, it) for r, it in zip(chunk, items, strict=True))

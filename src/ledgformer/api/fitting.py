@@ -50,7 +50,7 @@ def build_data(feat: Featurizer, refs: Sequence[ModelRef], y: np.ndarray, cards:
     row_of = {k: i for i, k in enumerate(keys)}
     first = {r.key: r for r in reversed(refs)}
     graphs = [first[k].graph() for k in keys]
-    items = feat.tensors(graphs)
+    items = feat.with_proxies(feat.tensors(graphs), [first[k] for k in keys])
     graph_row = np.asarray([row_of[r.key] for r in refs])
     hw, devices, device_row = None, [], np.full(len(refs), -1)
     if cards is not None:

@@ -38,6 +38,8 @@ class ModelRef:
     label: str
     build: Callable[[], ArchGraph] = field(repr=False)
     _graph: ArchGraph | None = field(default=None, repr=False)
+    #: the NAS-Bench-201 arch string (canonical) when the model is one: its zero-cost proxies
+    arch: str | None = None
 
     def graph(self) -> ArchGraph:
         if self._graph is None:
@@ -79,11 +81,12 @@ def _nb201(arch: str, form: str) -> ModelRef:
     ops = nb201.arch_str_to_ops(arch)  # validates (clear error naming the string)
     canon = nb201.ops_to_arch_str(ops)
     if form == "network":
-        return ModelRef(f"nb201:{form}:{canon}", canon, lambda: nb201.network_graph(canon))
+        return ModelRef(f"nb201:{form}:{canon}", canon, lambda: nb201.network_graph(canon), arch=canon)
     # live forms: functionally identical cells share one key and one graph
     arch = nb201.live_arch(canon) if form.startswith("live-") else canon
     none_edges = not form.endswith("flow-cell")
-    return ModelRef(f"nb201:{form}:{arch}", canon, lambda: nb201.cell_graph(arch, none_edges=none_edges))
+    return ModelRef(f"nb201:{form}:{arch}", canon, lambda: nb201.cell_graph(arch, none_edges=none_edges),
+                    arch=canon)
 
 
 def _nb101(matrix: Any, ops: Any, form: str) -> ModelRef:

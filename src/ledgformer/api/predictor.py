@@ -67,7 +67,9 @@ class Predictor:
             raise LedgformerError(f"predictor {name}: arch_form must be one of {ARCH_FORMS}")
         #: hardware cards by role ("train", "valid", "test") the weights were fitted/evaluated on
         self.devices: dict[str, list[str]] = self.extra.get("devices") or config_devices(self.config)
-        self._feat = Featurizer(encoder)
+        data = self.config.get("data") or {}
+        self._feat = Featurizer(encoder, proxies=data.get("proxies") or [],
+                                benchmark=str(data.get("benchmark", "")))
         self._chunk_size = chunk_size
         self._use(self.model)
 
@@ -116,17 +118,24 @@ class Predictor:
 
     @classmethod
     def create(cls, model: str = "ledgformer", *, task: str = "accuracy", encoder: str = DEFAULT_ENCODER,
-               arch_form: str | None = None, name: str | None = None, **model_config: Any) -> Predictor:
-        """A new, untrained predictor (train it with ``fit``); ``model_config``: the model's keys."""
+               arch_form: str | None = None, name: str | None = None, proxies: Sequence[str] = (),
+               **model_config: Any) -> Predictor:
+        """A new, untrained predictor (train it with ``fit``); ``model_config``: the model's keys.
+
+        ``proxies``: zero-cost proxies of NAS-Bench-201 archs (``spaces.proxies``, e.g.
+        ``["synflow"]``, on the CIFAR-10 network) the model reads beside the graph."""
         from ledgformer.model.registry import create_model
 
         if task not in ("latency", "accuracy"):
             raise LedgformerError(f"task must be 'latency' or 'accuracy', got {task!r}")
         enc = get_encoder(encoder)
         kw = {"task": task, "text_dim": enc.dim, "hw_text_dim": enc.dim, "use_hardware": task == "latency",
-              **model_config}
+              **({"n_extra": len(proxies)} if proxies else {}), **model_config}
         net = create_model(model, **kw)
-        config = {"task": "user", "features": {"encoder": encoder}, "model": {"name": model, **model_config}}
+        config: dict[str, Any] = {"task": "user", "features": {"encoder": encoder},
+                                  "model": {"name": model, **model_config}}
+        if proxies:
+            config["data"] = {"proxies": list(proxies), "benchmark": "nb201-cifar10"}
         extra = {"arch_form": arch_form} if arch_form else {}
         return cls(net, name=name or f"new-{model}-{task}", encoder=enc, model_name=model, model_config=kw,
                    config=config, extra=extra)

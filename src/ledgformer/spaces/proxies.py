@@ -23,11 +23,17 @@ from typing import TYPE_CHECKING
 from ledgformer.errors import LedgformerError
 
 if TYPE_CHECKING:
+    import numpy as np
     from torch import nn
 
 #: bump when a proxy's definition changes: cached values of another version are never read
 PROXY_VERSION = 1
 PROXIES: tuple[str, ...] = ("synflow",)
+#: NB201 accuracy benchmarks -> (classes, input resolution) of the network their proxies score
+NB201_PROXY_NETWORK: dict[str, tuple[int, int]] = {
+    "nb201-cifar10": (10, 32), "nb201-cifar100": (100, 32), "nb201-imagenet16": (120, 16)}
+#: model inputs are log1p(score) / PROXY_SCALE (log1p synflow is ~10-85 on NB201)
+PROXY_SCALE = 100.0
 
 
 def synflow_score(net: nn.Module, input_shape: Sequence[int]) -> float:
@@ -58,6 +64,19 @@ def synflow(arch: str, num_classes: int = 10, resolution: int = 32) -> float:
         torch.manual_seed(0)
         net = NB201Network(arch, num_classes)
     return synflow_score(net, (1, 3, resolution, resolution))
+
+
+def proxy_features(archs: Sequence[str], names: Sequence[str], benchmark: str,
+                   progress: bool = True) -> np.ndarray:
+    """The model inputs ([len(archs), len(names)] float32) of NB201 archs on ``benchmark``'s network."""
+    import numpy as np
+
+    if benchmark not in NB201_PROXY_NETWORK:
+        raise LedgformerError(f"zero-cost proxies are defined for {sorted(NB201_PROXY_NETWORK)}, "
+                              f"not for data.benchmark={benchmark!r}")
+    classes, res = NB201_PROXY_NETWORK[benchmark]
+    vals = nb201_proxies(archs, names, classes, res, progress=progress)
+    return np.asarray(vals, np.float32).reshape(len(archs), len(names)) / PROXY_SCALE
 
 
 def _one(args: tuple[str, int, int]) -> float:
@@ -133,4 +152,5 @@ def _save(path: Path, known: dict[str, float]) -> None:
     tmp.replace(path)
 
 
-__all__ = ["PROXIES", "PROXY_VERSION", "nb201_proxies", "synflow", "synflow_score"]
+__all__ = ["NB201_PROXY_NETWORK", "PROXIES", "PROXY_SCALE", "PROXY_VERSION", "nb201_proxies",
+           "proxy_features", "synflow", "synflow_score"]

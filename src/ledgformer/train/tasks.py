@@ -31,6 +31,7 @@ from ledgformer.data.records import BenchmarkData
 from ledgformer.errors import LedgformerError
 from ledgformer.graph.ir import ArchGraph
 from ledgformer.model.features import GraphTensors, HardwareBatch, TextTable, graph_tensors, hardware_tensors
+from ledgformer.spaces.proxies import NB201_PROXY_NETWORK
 
 TASKS = ("accuracy", "nb201-accuracy", "help-latency", "latency")
 
@@ -106,21 +107,14 @@ def _with_holdout(split_json: str, parts: Mapping[str, np.ndarray]) -> str:
     return json.dumps(d, sort_keys=True)
 
 
-#: NB201 accuracy benchmarks -> (classes, input resolution) of the network their proxies score
-_PROXY_NETWORK = {"nb201-cifar10": (10, 32), "nb201-cifar100": (100, 32), "nb201-imagenet16": (120, 16)}
-
-
 def _with_proxies(items: list[GraphTensors], ids: Sequence[str], names: Sequence[str],
                   benchmark: str) -> list[GraphTensors]:
-    """``items`` with the zero-cost proxies ``names`` of each arch (ids ``nb201/<index>``) as
-    ``extra``, scaled by 1/100 (log1p synflow is ~10-85)."""
+    """``items`` with the zero-cost proxies ``names`` of each arch (ids ``nb201/<index>``) as ``extra``."""
     from ledgformer.spaces.nb201 import all_arch_strings
-    from ledgformer.spaces.proxies import nb201_proxies
+    from ledgformer.spaces.proxies import proxy_features
 
     archs = all_arch_strings()
-    mine = [archs[int(i.rsplit("/", 1)[1])] for i in ids]
-    classes, res = _PROXY_NETWORK[benchmark]
-    vals = np.asarray(nb201_proxies(mine, names, classes, res), np.float32) / 100.0
+    vals = proxy_features([archs[int(i.rsplit("/", 1)[1])] for i in ids], names, benchmark)
     return [replace(it, extra=v) for it, v in zip(items, vals, strict=True)]
 
 
@@ -130,9 +124,9 @@ def accuracy_task(cfg: Mapping[str, Any], seed: int) -> TaskData:
 
     d = cfg["data"]
     proxies = list(d["proxies"] or [])
-    if proxies and d["benchmark"] not in _PROXY_NETWORK:
-        raise LedgformerError(f"data.proxies: zero-cost proxies are defined for {sorted(_PROXY_NETWORK)}, "
-                              f"not for data.benchmark={d['benchmark']!r}")
+    if proxies and d["benchmark"] not in NB201_PROXY_NETWORK:
+        raise LedgformerError(f"data.proxies: zero-cost proxies are defined for "
+                              f"{sorted(NB201_PROXY_NETWORK)}, not for data.benchmark={d['benchmark']!r}")
     opts: dict[str, bool] = {}
     for key, default in (("live_cells", False), ("none_edges", True)):
         if bool(d[key]) != default:
