@@ -4,8 +4,10 @@
 arch's whole network (``families.nb201_torch``), replace every weight by its absolute value, feed
 an all-ones input in float64 and sum the output R; the score is the sum over conv / linear weights
 of ``theta * dR/dtheta``. It needs no data and no training, so any arch string gets it in ~50 ms,
-and it is the zero-cost proxy that ranks NB201 best without data. Features are ``log1p(score)``
-(the score spans 1e10-1e36; an arch whose output is cut off scores 0).
+and it ranks NB201 as well as any zero-cost proxy Abdelfattah et al. tried (Spearman ~.74 with
+CIFAR-10 accuracy; ours .72). Features are ``log1p(score)``
+(on the 15,625 CIFAR-10 networks log1p(score) spans 15-115, median 54; the 341 archs whose
+output is cut off score 0).
 
 The score depends on the initial weights' magnitudes, so every network is initialised from torch
 seed 0. Values are cached on disk per (proxy, version, classes, resolution), keyed by arch string.
@@ -32,7 +34,7 @@ PROXIES: tuple[str, ...] = ("synflow",)
 #: NB201 accuracy benchmarks -> (classes, input resolution) of the network their proxies score
 NB201_PROXY_NETWORK: dict[str, tuple[int, int]] = {
     "nb201-cifar10": (10, 32), "nb201-cifar100": (100, 32), "nb201-imagenet16": (120, 16)}
-#: model inputs are log1p(score) / PROXY_SCALE (log1p synflow is ~10-85 on NB201)
+#: model inputs are log1p(score) / PROXY_SCALE (log1p synflow is 0-115 on NB201)
 PROXY_SCALE = 100.0
 
 
