@@ -88,6 +88,8 @@ def test_proxies_feed_the_model_and_change_its_prediction() -> None:
     assert torch.allclose(alone, model(collate(data.items[:4], data.text_table))[2:3], atol=1e-5)
     with pytest.raises(LedgformerError, match="reads 1 proxy input"):
         model(collate([replace(it, extra=np.zeros(0, np.float32)) for it in data.items[:2]], data.text_table))
+    with pytest.raises(LedgformerError, match="model 'gin' does not read proxy inputs"):
+        model_kwargs({"model": {"name": "gin"}}, data)
     with pytest.raises(LedgformerError, match="different numbers of proxy inputs"):
         collate([data.items[0], replace(data.items[1], extra=np.zeros(0, np.float32))], data.text_table)
 

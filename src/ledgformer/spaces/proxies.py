@@ -99,8 +99,6 @@ def nb201_proxies(archs: Sequence[str], names: Sequence[str] = PROXIES, num_clas
                   progress: bool = True) -> list[list[float]]:
     """Per arch, the features ``log1p(score)`` of the proxies ``names``; disk-cached, computed in
     ``workers`` processes (default: the CPU count) where missing."""
-    from rich.progress import Progress
-
     from ledgformer.spaces.nb201 import arch_str_to_ops
 
     unknown = sorted(set(names) - set(PROXIES))
@@ -117,21 +115,23 @@ def nb201_proxies(archs: Sequence[str], names: Sequence[str] = PROXIES, num_clas
             known = {}  # a damaged cache file is recomputed, never trusted
         todo = sorted(set(archs) - set(known))
         if todo:
-            _compute(todo, known, path, num_classes, resolution, workers, progress, Progress)
+            _compute(todo, known, path, num_classes, resolution, workers, progress)
         cols.append([known[a] for a in archs])
     return [list(row) for row in zip(*cols, strict=True)] if cols else [[] for _ in archs]
 
 
 def _compute(todo: list[str], known: dict[str, float], path: Path, num_classes: int,
-             resolution: int, workers: int | None, progress: bool, progress_cls: type) -> None:
+             resolution: int, workers: int | None, progress: bool) -> None:
     """Fill ``known`` for ``todo``, saving every 500 archs so an interrupted run keeps its work."""
     import multiprocessing as mp
+
+    from rich.progress import Progress
 
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     if mp.current_process().daemon:  # a pool worker (bench --jobs) may not start processes
         n_workers = 1
     jobs = [(a, num_classes, resolution) for a in todo]
-    with progress_cls(transient=True, disable=not progress or len(todo) < 50) as bar:
+    with Progress(transient=True, disable=not progress or len(todo) < 50) as bar:
         task = bar.add_task(f"synflow of {len(todo)} NB201 networks", total=len(todo))
         pool = mp.get_context("spawn").Pool(n_workers) if n_workers > 1 else None
         try:

@@ -341,6 +341,11 @@ def model_kwargs(cfg: Mapping[str, Any], data: TaskData) -> tuple[str, dict[str,
         m["hw_text_dim"] = int(data.hw.text.shape[1])
     n_extra = len(data.items[0].extra) if data.items else 0
     if n_extra:  # only then, so models without proxy inputs keep their config keys
+        from ledgformer.model.registry import model_defaults
+
+        if "n_extra" not in model_defaults(name):
+            raise LedgformerError(f"data.proxies: model '{name}' does not read proxy inputs "
+                                  "(the LeDG-Former does)")
         m["n_extra"] = n_extra
     return name, m
 
